@@ -1,0 +1,1 @@
+"""Static analyses over the graph IR (no torch)."""

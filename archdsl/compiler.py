@@ -1,0 +1,64 @@
+"""The front-end pipeline: spec -> program -> graph IR, checked. No torch here."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .analysis.expect import check_expectations
+from .analysis.params import count_params
+from .analysis.shapes import check_shapes
+from .elaborate import Elaborator, Expectation, Limits
+from .errors import Diagnostic
+from .frontend.loader import Loader, Program
+from .ir.graph import Graph
+
+
+@dataclass
+class CompiledSpec:
+    """A checked graph and what was learnt on the way."""
+
+    graph: Graph
+    program: Program
+    expects: list[Expectation]
+    params: int
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def input_shape(self) -> list[int]:
+        return list(self.graph.node(self.graph.input).shape.dims)
+
+    @property
+    def output_shape(self) -> list[int]:
+        return list(self.graph.node(self.graph.output).shape.dims)
+
+
+def is_spec_path(spec: str | Path) -> bool:
+    if isinstance(spec, Path):
+        return True
+    return "\n" not in spec and "{" not in spec and (spec.endswith(".arch") or Path(spec).is_file())
+
+
+def load_program(spec: str | Path, allow_outside_imports: bool = False) -> Program:
+    """A spec file's path, or spec source text, to the declarations it can see."""
+    loader = Loader(allow_outside_imports=allow_outside_imports)
+    if is_spec_path(spec):
+        return loader.load_file(spec)
+    return loader.load_text(str(spec))
+
+
+def compile_spec(spec: str | Path, model: str | None = None, overrides: dict[str, Any] | None = None,
+                 limits: Limits = Limits(), allow_outside_imports: bool = False) -> CompiledSpec:
+    """Parse, elaborate and check a spec; raises `ArchDSLError` at the spec's position."""
+    program = load_program(spec, allow_outside_imports)
+    elab = Elaborator(program, limits)
+    graph = elab.elaborate(model, overrides)
+    graph.lint()
+    check_shapes(graph)
+    compiled = CompiledSpec(graph, program, elab.expects, count_params(graph))
+    check_expectations(compiled)
+    return compiled

@@ -1,0 +1,478 @@
+"""Elaboration: running a model's spec into the graph IR, shapes inferred as nodes are made.
+
+Blocks, sections, loops and combinators unroll into op nodes. Every node gets a stable
+hierarchical scope name (see docs/language.md, "Names") and the span of the spec text
+that made it; a shape error is raised at that span with the chain of block uses that
+led there.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import (ArchDSLError, ArchLimitError, ArchNameError, ArchShapeError, ArchTypeError, Span,
+                      did_you_mean)
+from ..frontend import ast
+from ..frontend.loader import Program
+from ..ir.graph import Graph
+from ..ir.ops import INTERNAL_OPS, MERGE_OPS, OPS
+from ..ir.shape import Shape
+from .arguments import bind_params, build_attrs
+from .expressions import BUILTINS, Env, evaluate
+from .values import BlockRef, FamilyRef, OpRef, ScaleRule, ShapeView, describe
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits checked while elaborating, before anything is allocated."""
+
+    max_nodes: int = 50_000
+    max_repeat: int = 10_000
+    max_block_depth: int = 48
+    max_params: int = 20_000_000_000
+
+
+@dataclass
+class Expectation:
+    stmt: ast.ExpectStmt
+    value: Any
+
+
+class Elaborator:
+    def __init__(self, program: Program, limits: Limits = Limits()):
+        self.program = program
+        self.limits = limits
+        self.graph = Graph()
+        self.expects: list[Expectation] = []
+        self._used: dict[str, set[str]] = defaultdict(set)
+        self._counters: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._block_stack: list[str] = []
+        self._items: dict[str, int] = defaultdict(int)  # next index of each numbered container
+        self._constants: dict[str, Any] = {}
+        self._params = 0
+
+    # ------------------------------------------------------------------ entry
+    def elaborate(self, model: str | None = None, overrides: dict[str, Any] | None = None) -> Graph:
+        decl = self._pick_model(model)
+        self.graph.name = decl.name
+        self.graph.scopes[""] = "model"
+        overrides = dict(overrides or {})
+        env = Env(fallback=self._global)
+        if decl.family is None:
+            if overrides:
+                raise ArchNameError(f"model '{decl.name}' has no parameters to set "
+                                    f"({', '.join(sorted(overrides))})", decl.span,
+                                    "parameters belong to families: `model m = family(...)`")
+            body = decl.body
+        else:
+            family = self.program.families.get(decl.family)
+            if family is None:
+                raise ArchNameError(f"unknown family '{decl.family}'", decl.family_span,
+                                    did_you_mean(decl.family, self.program.families))
+            pos = [evaluate(a, env, self._known) for a in decl.args.positional]
+            kw = {k.name: (evaluate(k.value, env, self._known), k.span) for k in decl.args.keyword}
+            for name, value in overrides.items():
+                if name not in {p.name for p in family.params}:
+                    raise ArchNameError(f"family '{family.name}' has no parameter '{name}'", decl.span,
+                                        did_you_mean(name, [p.name for p in family.params]) or
+                                        "parameters: " + ", ".join(p.name for p in family.params))
+                kw[name] = (value, decl.span)
+            env = bind_params(family.params, pos, kw, Env(fallback=self._global), f"family '{family.name}'",
+                              decl.span, self._known)
+            body = family.body
+        x = self._body(body, env, "", None, collapse=False)
+        if decl.expects is not None:
+            self._body(decl.expects, env, "", x, collapse=False)
+        self.graph.family = decl.family
+        if self.graph.input is None:
+            raise ArchShapeError(f"model '{decl.name}' declares no input", decl.span,
+                                 "start the model with `input [channels, height, width]`")
+        self.graph.output = x
+        return self.graph
+
+    def _pick_model(self, model: str | None) -> ast.ModelDecl:
+        models = self.program.models
+        if model is not None:
+            if model not in models:
+                raise ArchNameError(f"no model named '{model}' in {self.program.root}", None,
+                                    did_you_mean(model, models) or
+                                    ("models: " + ", ".join(models) if models else None))
+            return models[model]
+        candidates = self.program.root_models or list(models)
+        if not candidates:
+            from ..errors import Span as _Span
+            raise ArchNameError(f"{self.program.root} declares no model", _Span(self.program.root, 1, 1),
+                                "add `model NAME = family(...)` or `model NAME { ... }`")
+        if len(candidates) > 1:
+            decl = models[candidates[1]]
+            raise ArchNameError(f"{self.program.root} declares several models ({', '.join(candidates)})",
+                                decl.span, "choose one with --model NAME")
+        return models[candidates[0]]
+
+    # -------------------------------------------------------------- names
+    def _global(self, name: str):
+        if name in self.program.constants:
+            if name not in self._constants:
+                decl = self.program.constants[name]
+                self._constants[name] = evaluate(decl.value, Env(fallback=self._global), self._known)
+            return self._constants[name]
+        if name in self.program.blocks:
+            return BlockRef(self.program.blocks[name])
+        if name in self.program.families:
+            return FamilyRef(self.program.families[name])
+        if name in OPS and name not in INTERNAL_OPS:
+            return OpRef(name)
+        return BUILTINS.get(name)
+
+    def _known(self) -> set[str]:
+        return (set(self.program.constants) | set(self.program.blocks) | set(OPS.names()) | set(BUILTINS)) \
+            - INTERNAL_OPS
+
+    def _fresh(self, scope: str, base: str, numbered: bool) -> str:
+        used = self._used[scope]
+        if numbered:
+            sep = "_" if base[-1].isdigit() else ""
+            while True:
+                self._counters[scope][base] += 1
+                name = f"{base}{sep}{self._counters[scope][base]}"
+                if name not in used:
+                    break
+        else:
+            name, k = base, 1
+            while name in used:
+                k += 1
+                name = f"{base}_{k}"
+        used.add(name)
+        return name
+
+    def _alias(self, scope: str, alias: str, span: Span) -> str:
+        if alias in self._used[scope]:
+            raise ArchNameError(f"the name '{alias}' is already used in this scope", span,
+                                "give each element of a scope its own name")
+        self._used[scope].add(alias)
+        return alias
+
+    def _container(self, scope: str, name: str, kind: str, span: Span) -> str:
+        """A numbered container (`blocks`, `stages`). Reusing the name of one in the same scope
+        continues its numbering, like appending to an nn.Sequential: flat layouts such as
+        MobileNet's `blocks.0 .. blocks.16` come from several repetitions."""
+        path = self._join(scope, name)
+        if self.graph.scopes.get(path) in ("repeat", "loop"):
+            return path
+        self._alias(scope, name, span)
+        self.graph.scopes[path] = kind
+        return path
+
+    @staticmethod
+    def _join(scope: str, name: str) -> str:
+        return f"{scope}.{name}" if scope else name
+
+    # -------------------------------------------------------------- nodes
+    def _node(self, op_name: str, attrs, inputs: list[int], scope: str, name: str, span: Span) -> int:
+        op = OPS[op_name]
+        ins = [self.graph.node(i).shape for i in inputs]
+        try:
+            attrs = op.resolve(attrs, ins)
+            shape = op.infer(attrs, ins)
+        except ArchDSLError as e:
+            raise e.at(span)
+        if len(self.graph) >= self.limits.max_nodes:
+            raise ArchLimitError(f"the model has more than {self.limits.max_nodes:,} ops", span,
+                                 "check repetition counts; raise the limit with --max-nodes if this is intended")
+        for dims in op.params(attrs, ins).values():
+            n = 1
+            for d in dims:
+                n *= d
+            self._params += n
+        if self._params > self.limits.max_params:
+            raise ArchLimitError(f"the model has more than {self.limits.max_params:,} parameters", span,
+                                 "check channel counts; raise the limit if this is intended")
+        return self.graph.add(op_name, attrs, inputs, self._join(scope, name), span, shape)
+
+    def _shape(self, x: int) -> Shape:
+        return self.graph.node(x).shape
+
+    # -------------------------------------------------------------- statements
+    def _body(self, body: ast.Body, env: Env, scope: str, x: int | None, collapse: bool) -> int | None:
+        single = self._single_block_call(body, env) if collapse else None
+        for stmt in body.stmts:
+            x = self._stmt(stmt, env, scope, x, in_place=stmt is single)
+        return x
+
+    def _single_block_call(self, body: ast.Body, env: Env):
+        """A scope whose body is one (non-repeated) block call takes the block's contents
+        directly: `stages.0.blocks.1.conv1`, not `stages.0.blocks.1.bottleneck1.conv1`."""
+        chains = [s for s in body.stmts if not isinstance(s, (ast.Assign, ast.ScaleStmt, ast.ExpectStmt))]
+        if len(chains) != 1 or not isinstance(chains[0], ast.ChainStmt):
+            return None
+        stmt = chains[0]
+        if stmt.repeat is not None or len(stmt.elements) != 1 or not isinstance(stmt.elements[0], ast.CallEl):
+            return None
+        el = stmt.elements[0]
+        if el.alias is not None:
+            return None
+        return stmt if isinstance(self._callee(el.name, env), BlockRef) else None
+
+    def _stmt(self, stmt, env: Env, scope: str, x: int | None, in_place: bool = False) -> int | None:
+        if isinstance(stmt, ast.Assign):
+            env.vars[stmt.name] = evaluate(stmt.value, env, self._known)
+            return x
+        if isinstance(stmt, ast.ChainStmt):
+            return self._chain(stmt, env, scope, x, in_place)
+        if isinstance(stmt, ast.InputStmt):
+            return self._input(stmt, env, scope, x)
+        if isinstance(stmt, ast.ScaleStmt):
+            for rule in stmt.rules:
+                env.vars[rule.name] = self._scale_rule(rule, env)
+            return x
+        if isinstance(stmt, ast.ExpectStmt):
+            self.expects.append(Expectation(stmt, evaluate(stmt.value, env, self._known)))
+            return x
+        if isinstance(stmt, ast.ForStmt):
+            for bound in self._iterations(stmt.names, stmt.iterable, env):
+                x = self._body(stmt.body, env.child(bound), scope, x, collapse=False)
+            return x
+        if isinstance(stmt, ast.IfStmt):
+            if self._truth(stmt.test, env):
+                return self._body(stmt.then, env, scope, x, collapse=False)
+            if stmt.otherwise is not None:
+                return self._body(stmt.otherwise, env, scope, x, collapse=False)
+            return x
+        raise TypeError(f"unknown statement {type(stmt).__name__}")
+
+    def _truth(self, e: ast.Expr, env: Env) -> bool:
+        v = evaluate(e, env, self._known)
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, (int, float)):
+            return v != 0
+        raise ArchTypeError(f"expected a condition, got {describe(v)}", e.span)
+
+    def _input(self, stmt: ast.InputStmt, env: Env, scope: str, x: int | None) -> int:
+        if scope != "" or self.graph.input is not None or x is not None:
+            raise ArchShapeError("`input` must come first in a model, and only once", stmt.span,
+                                 "blocks take their input from the previous element")
+        dims = evaluate(stmt.shape, env, self._known)
+        if not isinstance(dims, list) or len(dims) not in (1, 3) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+            raise ArchTypeError(f"input must be [channels, height, width] (or [features]) of positive whole "
+                                f"numbers, got {describe(dims)}", stmt.shape.span)
+        shape = Shape.grid(*dims) if len(dims) == 3 else Shape.vector(dims[0])
+        self._used[""].add("input")
+        nid = self.graph.add("input", OPS["input"].attrs(), [], "input", stmt.span, shape)
+        self.graph.input = nid
+        return nid
+
+    def _scale_rule(self, rule: ast.ScaleRule, env: Env) -> ScaleRule:
+        factor = evaluate(rule.factor, env, self._known)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 0:
+            raise ArchTypeError(f"scale factor must be a positive number, got {describe(factor)}", rule.factor.span)
+        if rule.kind == "width":
+            divisor = evaluate(rule.divisor, env, self._known)
+            if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor <= 0:
+                raise ArchTypeError(f"divisible_by needs a positive whole number, got {describe(divisor)}",
+                                    rule.divisor.span)
+            minimum = evaluate(rule.minimum, env, self._known) if rule.minimum is not None else None
+            return ScaleRule(rule.name, "width", float(factor), divisor, minimum)
+        if rule.rounding not in ("ceil", "floor", "round"):
+            raise ArchNameError(f"unknown rounding '{rule.rounding}'", rule.span, "use ceil, floor or round")
+        return ScaleRule(rule.name, "depth", float(factor), rounding=rule.rounding)
+
+    def _iterations(self, names: tuple[str, ...], iterable: ast.Expr, env: Env):
+        """`for v in xs`: each item. With several names, items that are lists of that many
+        values unpack (`for t, c, n, s in table`); otherwise `for i, v in xs` gives index and
+        item, and `for i, a, b in xs` index and the item's parts."""
+        items = evaluate(iterable, env, self._known)
+        if not isinstance(items, list):
+            raise ArchTypeError(f"can only loop over a list, got {describe(items)}", iterable.span,
+                                "use range(n) to loop n times")
+        unpack = len(names) > 1 and all(isinstance(it, list) and len(it) == len(names) for it in items)
+        for i, item in enumerate(items):
+            if len(names) == 1:
+                yield {names[0]: item}
+            elif unpack:
+                yield dict(zip(names, item))
+            elif len(names) == 2:
+                yield {names[0]: i, names[1]: item}
+            else:
+                if not isinstance(item, list) or len(item) != len(names) - 1:
+                    raise ArchTypeError(f"item {i} is {describe(item)}, which does not unpack into "
+                                        f"{len(names) - 1} names", iterable.span)
+                yield {names[0]: i, **dict(zip(names[1:], item))}
+
+    # -------------------------------------------------------------- chains
+    def _chain(self, stmt: ast.ChainStmt, env: Env, scope: str, x: int | None, in_place: bool) -> int | None:
+        if stmt.when is not None and not self._truth(stmt.when, env):
+            return x
+        if x is None:
+            raise ArchShapeError("nothing flows into this yet", stmt.span,
+                                 "declare the model's `input [channels, height, width]` first")
+        if stmt.repeat is None:
+            for el in stmt.elements:
+                x = self._element(el, env, scope, x, in_place=in_place)
+            return x
+        return self._repeat(stmt, env, scope, x)
+
+    def _repeat(self, stmt: ast.ChainStmt, env: Env, scope: str, x: int) -> int:
+        rep = stmt.repeat
+        count = evaluate(rep.count, env, self._known)
+        if isinstance(count, float) and count.is_integer():
+            count = int(count)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ArchTypeError(f"repeat count must be a whole number >= 0, got {describe(count)}", rep.count.span)
+        if count > self.limits.max_repeat:
+            raise ArchLimitError(f"repeat count {count:,} is over the limit of {self.limits.max_repeat:,}",
+                                 rep.count.span)
+        single = len(stmt.elements) == 1 and isinstance(stmt.elements[0], ast.CallEl)
+        if rep.first is not None and not single:
+            raise ArchTypeError("first(...) applies to a single repeated call", rep.span,
+                                "repeat one block: `block(...) x n first(stride = 2)`")
+        alias = stmt.elements[0].alias if single else None
+        container = self._container(scope, alias or "blocks", "repeat", stmt.span)
+        start = self._items[container]
+        self._items[container] += count
+        for r in range(count):
+            sub = f"{container}.{start + r}"
+            self.graph.scopes[sub] = "repeat item"
+            sub_env = env.child(in_shape=ShapeView(self._shape(x)))
+            for i, el in enumerate(stmt.elements):
+                extra = rep.first if (r == 0 and i == 0) else None
+                x = self._element(el, sub_env, sub, x, in_place=single, extra=extra, use_alias=False)
+        return x
+
+    def _element(self, el, env: Env, scope: str, x: int, in_place: bool = False,
+                 extra: ast.Args | None = None, use_alias: bool = True) -> int:
+        if isinstance(el, ast.CallEl):
+            return self._call(el, env, scope, x, in_place, extra, use_alias)
+        if isinstance(el, ast.Section):
+            sub = self._join(scope, self._alias(scope, el.name, el.span))
+            self.graph.scopes[sub] = "section"
+            return self._body(el.body, env.child(in_shape=ShapeView(self._shape(x))), sub, x, collapse=True)
+        if isinstance(el, ast.NamedLoop):
+            container = self._container(scope, el.name, "loop", el.span)
+            for bound in self._iterations(el.names, el.iterable, env):
+                sub = f"{container}.{self._items[container]}"
+                self._items[container] += 1
+                self.graph.scopes[sub] = "loop item"
+                x = self._body(el.body, env.child(bound, in_shape=ShapeView(self._shape(x))), sub, x, collapse=True)
+            return x
+        if isinstance(el, ast.Residual):
+            return self._residual(el, env, scope, x)
+        if isinstance(el, ast.Merge):
+            return self._merge(el, env, scope, x)
+        if isinstance(el, ast.Gate):
+            g = self._body(el.body, env, scope, x, collapse=False)
+            return self._node("mul", OPS["mul"].attrs(), [x, g], scope, self._fresh(scope, "mul", True), el.span)
+        raise TypeError(f"unknown element {type(el).__name__}")
+
+    def _callee(self, name: str, env: Env):
+        """A chain element's target: a parameter bound to a block or op (`act = relu6`), else a
+        global block or op. Other locals do not hide globals, so `drop_path(drop_path)` works."""
+        found, value = env.lookup_local(name)
+        if found and isinstance(value, (BlockRef, OpRef)):
+            return value
+        target = self._global(name)
+        if target is None and found:
+            return value
+        return target
+
+    def _call(self, el: ast.CallEl, env: Env, scope: str, x: int, in_place: bool,
+              extra: ast.Args | None, use_alias: bool) -> int:
+        target = self._callee(el.name, env)
+        if target is None:
+            known = [b for b in self.program.blocks] + [o for o in OPS.names() if o not in INTERNAL_OPS]
+            raise ArchNameError(f"unknown block or op '{el.name}'", el.name_span,
+                                did_you_mean(el.name, known + list(env.names())))
+        pos = [evaluate(a, env, self._known) for a in el.args.positional]
+        kw = {k.name: (evaluate(k.value, env, self._known), k.span) for k in el.args.keyword}
+        if extra is not None:
+            if extra.positional:
+                raise ArchTypeError("first(...) takes keyword arguments only", extra.positional[0].span)
+            kw.update({k.name: (evaluate(k.value, env, self._known), k.span) for k in extra.keyword})
+        alias = el.alias if use_alias else None
+        if isinstance(target, OpRef):
+            op = OPS[target.name]
+            if op.min_inputs > 1:
+                raise ArchTypeError(f"'{target.name}' joins branches", el.name_span,
+                                    f"use `merge {target.name} {{ {{...}} {{...}} }}`")
+            attrs = build_attrs(op, pos, kw, el.span)
+            name = self._alias(scope, alias, el.span) if alias else self._fresh(scope, target.name, True)
+            return self._node(target.name, attrs, [x], scope, name, el.span)
+        if isinstance(target, BlockRef):
+            return self._block(target.decl, pos, kw, el, scope, x, in_place, alias)
+        raise ArchTypeError(f"'{el.name}' is {describe(target)}, not a block or op", el.name_span,
+                            "only blocks and ops can be chained")
+
+    def _block(self, decl: ast.BlockDecl, pos: list, kw: dict, el: ast.CallEl, scope: str, x: int,
+               in_place: bool, alias: str | None) -> int:
+        if decl.name in self._block_stack:
+            chain = " -> ".join(self._block_stack[self._block_stack.index(decl.name):] + [decl.name])
+            raise ArchLimitError(f"block '{decl.name}' uses itself ({chain})", el.span,
+                                 "a block cannot contain itself; repeat it with `x n` instead")
+        if len(self._block_stack) >= self.limits.max_block_depth:
+            raise ArchLimitError(f"blocks nest more than {self.limits.max_block_depth} deep", el.span)
+        if in_place:
+            sub = scope
+        else:
+            name = self._alias(scope, alias, el.span) if alias else self._fresh(scope, decl.name, True)
+            sub = self._join(scope, name)
+        self.graph.scopes[sub] = f"block {decl.name}"
+        self._block_stack.append(decl.name)
+        try:
+            env = bind_params(decl.params, pos, kw, Env(fallback=self._global, in_shape=ShapeView(self._shape(x))),
+                              f"block '{decl.name}'", el.span, self._known)
+            return self._body(decl.body, env, sub, x, collapse=True)
+        except ArchDSLError as e:
+            raise e.called_from(el.span)
+        finally:
+            self._block_stack.pop()
+
+    # -------------------------------------------------------------- combinators
+    def _residual(self, el: ast.Residual, env: Env, scope: str, x: int) -> int:
+        out = self._body(el.body, env, scope, x, collapse=False)
+        connect = el.when is None or self._truth(el.when, env)
+        if not connect:
+            return out
+        skip = x
+        if el.shortcut is not None and (el.shortcut_when is None or self._truth(el.shortcut_when, env)):
+            sub = self._join(scope, self._alias(scope, "shortcut", el.span) if "shortcut" not in self._used[scope]
+                             else self._fresh(scope, "shortcut", False))
+            self.graph.scopes[sub] = "shortcut"
+            skip = self._body(el.shortcut, env.child(in_shape=ShapeView(self._shape(x))), sub, x, collapse=True)
+        a, b = self._shape(out), self._shape(skip)
+        if a != b:
+            last = self.graph.node(out)
+            where = last.span if out != x else el.span
+            if a.c != b.c:
+                msg = f"residual branch ends with {a.c} channels but the shortcut carries {b.c}"
+                hint = (f"give the shortcut a projection, or end the branch with {b.c} channels"
+                        if el.shortcut is None else f"make the shortcut end with {a.c} channels")
+            else:
+                msg = f"residual branch ends with {a.describe()} but the shortcut carries {b.describe()}"
+                hint = "a strided branch needs a strided shortcut: add `shortcut { conv(..., s=...) -> bn }`"
+            raise ArchShapeError(msg, where, hint)
+        return self._node("add", OPS["add"].attrs(), [out, skip], scope, self._fresh(scope, "add", True), el.span)
+
+    def _merge(self, el: ast.Merge, env: Env, scope: str, x: int) -> int:
+        if el.op not in OPS or el.op in INTERNAL_OPS:
+            raise ArchNameError(f"unknown merge op '{el.op}'", el.op_span, did_you_mean(el.op, MERGE_OPS)
+                                or "merge ops: " + ", ".join(sorted(MERGE_OPS)))
+        op = OPS[el.op]
+        if el.op not in MERGE_OPS:
+            raise ArchTypeError(f"'{el.op}' takes one input and cannot join branches", el.op_span,
+                                "merge ops: " + ", ".join(sorted(MERGE_OPS)))
+        n = len(el.branches)
+        if n < op.min_inputs or (op.max_inputs is not None and n > op.max_inputs):
+            want = op.min_inputs if op.max_inputs == op.min_inputs else f"{op.min_inputs} or more"
+            raise ArchTypeError(f"{el.op} joins {want} branches, got {n}", el.op_span)
+        pos = [evaluate(a, env, self._known) for a in el.args.positional]
+        kw = {k.name: (evaluate(k.value, env, self._known), k.span) for k in el.args.keyword}
+        attrs = build_attrs(op, pos, kw, el.span)
+        outs = []
+        for i, branch in enumerate(el.branches, start=1):
+            label = self._alias(scope, branch.label, branch.span) if branch.label else self._fresh(scope, "branch", True)
+            sub = self._join(scope, label)
+            self.graph.scopes[sub] = "branch"
+            outs.append(self._body(branch.body, env.child(in_shape=ShapeView(self._shape(x))), sub, x, collapse=True))
+        return self._node(el.op, attrs, outs, scope, self._fresh(scope, el.op, True), el.span)

@@ -1,0 +1,279 @@
+"""Evaluating expressions: arithmetic, comparisons, lists, builtins. Never Python `eval`."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from ..errors import ArchLimitError, ArchNameError, ArchTypeError, did_you_mean
+from ..frontend import ast
+from .values import Builtin, ScaleRule, ShapeView, describe, make_divisible, type_name
+
+MAX_INT = 10**15  # no architecture needs a bigger number; stops 10 ** 10 ** 10 early
+MAX_LIST = 100_000
+
+
+def _range(*args):
+    if not 1 <= len(args) <= 3 or not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+        raise ArchTypeError("range takes one to three whole numbers: range(stop), range(start, stop[, step])")
+    if len(args) == 3 and args[2] == 0:
+        raise ArchTypeError("range step must not be zero")
+    r = range(*args)
+    if len(r) > MAX_LIST:
+        raise ArchLimitError(f"range of {len(r):,} items is over the limit of {MAX_LIST:,}")
+    return list(r)
+
+
+def _numbers(name: str, values) -> None:
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ArchTypeError(f"{name} expects numbers, got {describe(v)}")
+
+
+def _fn_numeric(name: str, fn: Callable) -> Callable:
+    def call(*args):
+        _numbers(name, args)
+        return fn(*args)
+    return call
+
+
+def _aggregate(name: str, fn: Callable) -> Callable:
+    def call(*args):
+        items = args[0] if len(args) == 1 and isinstance(args[0], list) else list(args)
+        if not items and name == "sum":
+            return 0
+        if not items:
+            raise ArchTypeError(f"{name} of an empty list")
+        _numbers(name, items)
+        return fn(items)
+    return call
+
+
+def _len(v):
+    if not isinstance(v, list):
+        raise ArchTypeError(f"len expects a list, got {describe(v)}")
+    return len(v)
+
+
+def _int(v):
+    _numbers("int", [v])
+    return int(v)
+
+
+def _make_divisible(value, divisor=8, min_value=None):
+    _numbers("make_divisible", [value, divisor] + ([min_value] if min_value is not None else []))
+    if divisor <= 0:
+        raise ArchTypeError("make_divisible needs a positive divisor")
+    return make_divisible(value, int(divisor), None if min_value is None else int(min_value))
+
+
+def _zip(*lists):
+    for v in lists:
+        if not isinstance(v, list):
+            raise ArchTypeError(f"zip expects lists, got {describe(v)}")
+    return [list(t) for t in zip(*lists)]
+
+
+BUILTINS: dict[str, Builtin] = {b.name: b for b in [
+    Builtin("min", _aggregate("min", min), "smallest of numbers or of a list"),
+    Builtin("max", _aggregate("max", max), "largest of numbers or of a list"),
+    Builtin("sum", _aggregate("sum", sum), "sum of a list"),
+    Builtin("len", _len, "length of a list"),
+    Builtin("range", _range, "range(stop) or range(start, stop[, step]) as a list"),
+    Builtin("zip", _zip, "zip(a, b, ...): list of [a[i], b[i], ...]"),
+    Builtin("int", _int, "truncate towards zero"),
+    Builtin("float", _fn_numeric("float", float), "as a real number"),
+    Builtin("abs", _fn_numeric("abs", abs), "absolute value"),
+    Builtin("ceil", _fn_numeric("ceil", lambda v: int(math.ceil(v))), "round up to a whole number"),
+    Builtin("floor", _fn_numeric("floor", lambda v: int(math.floor(v))), "round down to a whole number"),
+    Builtin("round", _fn_numeric("round", lambda v, nd=None: round(v) if nd is None else round(v, int(nd))),
+            "round half to even, like Python"),
+    Builtin("sqrt", _fn_numeric("sqrt", math.sqrt), "square root"),
+    Builtin("make_divisible", _make_divisible,
+            "make_divisible(v, divisor=8, min_value=divisor): nearest multiple, never 10% below v"),
+]}
+
+
+class Env:
+    """Lexical variables, innermost first; `fallback` resolves globals (blocks, ops, builtins)."""
+
+    def __init__(self, vars: dict[str, Any] | None = None, parent: "Env | None" = None,
+                 fallback: Callable[[str], Any] | None = None, in_shape: ShapeView | None = None):
+        self.vars = dict(vars or {})
+        self.parent = parent
+        self.fallback = fallback if fallback is not None else (parent.fallback if parent else None)
+        self.in_shape = in_shape if in_shape is not None else (parent.in_shape if parent else None)
+
+    def child(self, vars: dict[str, Any] | None = None, in_shape: ShapeView | None = None) -> "Env":
+        return Env(vars, self, in_shape=in_shape)
+
+    def lookup_local(self, name: str):
+        env = self
+        while env is not None:
+            if name in env.vars:
+                return True, env.vars[name]
+            env = env.parent
+        return False, None
+
+    def names(self) -> set[str]:
+        out, env = set(), self
+        while env is not None:
+            out |= set(env.vars)
+            env = env.parent
+        return out
+
+
+_MISSING = object()
+
+
+def evaluate(e: ast.Expr, env: Env, known_names: Callable[[], set[str]] = lambda: set()) -> Any:
+    """Evaluate an expression; errors carry the span of the offending sub-expression."""
+    ev = lambda sub: evaluate(sub, env, known_names)  # noqa: E731
+    if isinstance(e, ast.Num) or isinstance(e, ast.Str) or isinstance(e, ast.Bool):
+        return e.value
+    if isinstance(e, ast.Name):
+        found, value = env.lookup_local(e.id)
+        if found:
+            return value
+        value = env.fallback(e.id) if env.fallback else _MISSING
+        if value is not _MISSING and value is not None:
+            return value
+        raise ArchNameError(f"unknown name '{e.id}'", e.span,
+                            did_you_mean(e.id, env.names() | known_names()))
+    if isinstance(e, ast.InRef):
+        if env.in_shape is None:
+            raise ArchNameError("'in' is only defined inside a block or a scope that has an input", e.span,
+                                "declare the model's `input [...]` first")
+        return env.in_shape
+    if isinstance(e, ast.ListLit):
+        return [ev(i) for i in e.items]
+    if isinstance(e, ast.Attr):
+        base = ev(e.value)
+        if isinstance(base, ShapeView):
+            try:
+                return base.get(e.name)
+            except KeyError:
+                raise ArchNameError(f"'in' has no attribute '{e.name}'", e.span,
+                                    did_you_mean(e.name, ShapeView.FIELDS) or
+                                    "known: " + ", ".join(ShapeView.FIELDS)) from None
+            except ArchTypeError as err:
+                raise err.at(e.span)
+        raise ArchTypeError(f"{describe(base)} has no attributes", e.span)
+    if isinstance(e, ast.Index):
+        base, idx = ev(e.value), ev(e.index)
+        if not isinstance(base, list):
+            raise ArchTypeError(f"cannot index {describe(base)}", e.value.span, "only lists can be indexed")
+        if isinstance(idx, bool) or not isinstance(idx, int):
+            if isinstance(idx, float) and idx.is_integer():
+                idx = int(idx)
+            else:
+                raise ArchTypeError(f"list index must be a whole number, got {describe(idx)}", e.index.span)
+        if not -len(base) <= idx < len(base):
+            raise ArchTypeError(f"index {idx} is out of range for a list of {len(base)} items", e.index.span)
+        return base[idx]
+    if isinstance(e, ast.Slice):
+        base = ev(e.value)
+        if not isinstance(base, list):
+            raise ArchTypeError(f"cannot slice {describe(base)}", e.value.span)
+        lo = ev(e.lower) if e.lower is not None else None
+        hi = ev(e.upper) if e.upper is not None else None
+        for bound, sub in ((lo, e.lower), (hi, e.upper)):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int)):
+                raise ArchTypeError(f"slice bound must be a whole number, got {describe(bound)}", sub.span)
+        return base[lo:hi]
+    if isinstance(e, ast.Cond):
+        return ev(e.then) if _truth(ev(e.test), e.test) else ev(e.otherwise)
+    if isinstance(e, ast.UnaryOp):
+        if e.op == "not":
+            return not _truth(ev(e.operand), e.operand)
+        v = ev(e.operand)
+        _numbers_at(e.op, [(v, e.operand)])
+        return -v if e.op == "-" else v
+    if isinstance(e, ast.BinOp):
+        if e.op == "and":
+            return _truth(ev(e.left), e.left) and _truth(ev(e.right), e.right)
+        if e.op == "or":
+            return _truth(ev(e.left), e.left) or _truth(ev(e.right), e.right)
+        return _binop(e, ev(e.left), ev(e.right))
+    if isinstance(e, ast.CallExpr):
+        return _call(e, env, known_names)
+    raise ArchTypeError(f"cannot evaluate {type(e).__name__}", getattr(e, "span", None))
+
+
+def _truth(v, e: ast.Expr) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, (int, float)):
+        return v != 0
+    raise ArchTypeError(f"expected a condition (true/false or a number), got {describe(v)}", e.span)
+
+
+def _numbers_at(op: str, pairs) -> None:
+    for v, sub in pairs:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ArchTypeError(f"'{op}' expects numbers, got {describe(v)}", sub.span)
+
+
+def _binop(e: ast.BinOp, a, b):
+    op = e.op
+    if op in ("==", "!="):
+        same = a == b and type_name(a) == type_name(b)
+        return same if op == "==" else not same
+    if op == "+" and isinstance(a, list) and isinstance(b, list):
+        if len(a) + len(b) > MAX_LIST:
+            raise ArchLimitError(f"list of {len(a) + len(b):,} items is over the limit", e.span)
+        return a + b
+    if op == "*" and isinstance(a, list) and isinstance(b, int) and not isinstance(b, bool):
+        if len(a) * max(b, 0) > MAX_LIST:
+            raise ArchLimitError(f"list of {len(a) * b:,} items is over the limit", e.span)
+        return a * b
+    _numbers_at(op, [(a, e.left), (b, e.right)])
+    try:
+        if op == "+":
+            r = a + b
+        elif op == "-":
+            r = a - b
+        elif op == "*":
+            r = a * b
+        elif op == "/":
+            r = a / b
+        elif op == "//":
+            r = a // b
+        elif op == "%":
+            r = a % b
+        elif op == "**":
+            if abs(b) > 64 or (isinstance(a, int) and abs(a) > 1 and abs(b) * math.log2(abs(a)) > 60):
+                raise ArchLimitError(f"{a} ** {b} is too large", e.span, "numbers in a spec stay below 10^15")
+            r = a ** b
+        elif op in ("<", "<=", ">", ">="):
+            return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+        else:
+            raise ArchTypeError(f"unknown operator {op}", e.span)
+    except ZeroDivisionError:
+        raise ArchTypeError("division by zero", e.right.span) from None
+    except OverflowError:
+        raise ArchLimitError("number too large", e.span) from None
+    if isinstance(r, complex):
+        raise ArchTypeError("result is not a real number", e.span)
+    if isinstance(r, int) and abs(r) > MAX_INT or isinstance(r, float) and not math.isfinite(r):
+        raise ArchLimitError("number too large", e.span, "numbers in a spec stay below 10^15")
+    return r
+
+
+def _call(e: ast.CallExpr, env: Env, known_names) -> Any:
+    fn = evaluate(e.func, env, known_names)
+    args = [evaluate(a, env, known_names) for a in e.args.positional]
+    kwargs = {k.name: evaluate(k.value, env, known_names) for k in e.args.keyword}
+    if isinstance(fn, ScaleRule):
+        if kwargs or len(args) != 1:
+            raise ArchTypeError(f"scale rule '{fn.name}' takes one number", e.span)
+        _numbers_at(fn.name, [(args[0], e.args.positional[0])])
+        return fn(args[0])
+    if isinstance(fn, Builtin):
+        try:
+            return fn.fn(*args, **kwargs)
+        except TypeError:
+            raise ArchTypeError(f"wrong arguments for {fn.name}: {fn.doc}", e.span) from None
+        except (ArchTypeError, ArchLimitError) as err:
+            raise err.at(e.span)
+    raise ArchTypeError(f"{describe(fn)} cannot be called in an expression", e.func.span,
+                        "blocks and ops are used in chains (`a -> b`), not in arithmetic")

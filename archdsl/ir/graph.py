@@ -1,0 +1,123 @@
+"""The graph IR: typed op nodes in a networkx multigraph whose edges keep argument order.
+
+A `Node` is closed: an op name from the registry, its validated attributes, the scope
+name it is emitted under (`stages.2.blocks.0.conv2`), the spec span that produced it,
+and `meta` for analysis results (documented keys: `shape`). Edits go through the
+`Graph` methods, which keep the use-def structure right by themselves.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import Span
+from .ops import OPS, Attrs
+from .shape import Shape
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: int
+    op: str
+    attrs: Attrs
+    scope: str
+    span: Span | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def shape(self) -> Shape:
+        return self.meta["shape"]
+
+    @property
+    def name(self) -> str:
+        """The last component of the scope: the module attribute name."""
+        return self.scope.rsplit(".", 1)[-1]
+
+    @property
+    def parent_scope(self) -> str:
+        return self.scope.rsplit(".", 1)[0] if "." in self.scope else ""
+
+
+class Graph:
+    """A dataflow graph with one input node and one output node."""
+
+    def __init__(self, name: str = "model"):
+        self.name = name
+        self.nx = nx.MultiDiGraph()
+        self._next_id = 0
+        self.input: int | None = None
+        self.output: int | None = None
+        self.scopes: dict[str, str] = {}  # scope path -> kind (block name, "section", "branch", ...)
+        self.family: str | None = None  # the family the model instantiates, for weight mappings
+
+    # construction ---------------------------------------------------------
+    def add(self, op: str, attrs: Attrs, inputs: list[int], scope: str, span: Span | None,
+            shape: Shape) -> int:
+        nid = self._next_id
+        self._next_id += 1
+        node = Node(id=nid, op=op, attrs=attrs, scope=scope, span=span, meta={"shape": shape})
+        self.nx.add_node(nid, node=node)
+        for i, src in enumerate(inputs):
+            self.nx.add_edge(src, nid, key=i)
+        return nid
+
+    # queries --------------------------------------------------------------
+    def node(self, nid: int) -> Node:
+        return self.nx.nodes[nid]["node"]
+
+    def __iter__(self) -> Iterator[Node]:
+        """Nodes in a topological order (creation order breaks ties, so it is deterministic)."""
+        for nid in nx.lexicographical_topological_sort(self.nx):
+            yield self.node(nid)
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()
+
+    def inputs(self, nid: int) -> list[int]:
+        """Argument nodes in argument order."""
+        edges = sorted(self.nx.in_edges(nid, keys=True), key=lambda e: e[2])
+        return [src for src, _, _ in edges]
+
+    def users(self, nid: int) -> list[int]:
+        return sorted({dst for _, dst in self.nx.out_edges(nid)})
+
+    def in_shapes(self, nid: int) -> list[Shape]:
+        return [self.node(i).shape for i in self.inputs(nid)]
+
+    # edits ----------------------------------------------------------------
+    def replace_all_uses_with(self, old: int, new: int) -> None:
+        for _, dst, key in list(self.nx.out_edges(old, keys=True)):
+            self.nx.remove_edge(old, dst, key=key)
+            self.nx.add_edge(new, dst, key=key)
+        if self.output == old:
+            self.output = new
+
+    def erase(self, nid: int) -> None:
+        if self.users(nid) or nid == self.output:
+            raise ValueError(f"node {nid} still has users")
+        self.nx.remove_node(nid)
+
+    # checks ---------------------------------------------------------------
+    def lint(self) -> None:
+        """Structural invariants; raises ValueError saying what is broken and how to fix it."""
+        if self.input is None or self.output is None:
+            raise ValueError("graph has no input or output; set graph.input and graph.output")
+        if not nx.is_directed_acyclic_graph(self.nx):
+            raise ValueError("graph has a cycle; a pass created a back edge")
+        seen_scopes: set[str] = set()
+        for node in self:
+            op = OPS[node.op]
+            n = len(self.inputs(node.id))
+            if n < op.min_inputs or (op.max_inputs is not None and n > op.max_inputs):
+                raise ValueError(f"node {node.id} ({node.scope}): {node.op} has {n} inputs")
+            keys = sorted(k for _, _, k in self.nx.in_edges(node.id, keys=True))
+            if keys != list(range(n)):
+                raise ValueError(f"node {node.id} ({node.scope}): argument slots {keys} are not 0..{n - 1}")
+            if node.scope in seen_scopes:
+                raise ValueError(f"scope {node.scope!r} names two nodes; give the new node its own name")
+            seen_scopes.add(node.scope)
+            if not isinstance(node.attrs, op.attrs):
+                raise ValueError(f"node {node.id}: attrs are {type(node.attrs).__name__}, not {op.attrs.__name__}")

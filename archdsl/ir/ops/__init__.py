@@ -1,0 +1,32 @@
+"""The op registry: every primitive the language offers, in one explicit list."""
+from __future__ import annotations
+
+from .attention import LevitAttention, ScaledDotProductAttention
+from .base import Attrs, Op, OpRegistry
+from .conv import AvgPool, Conv, MaxPool
+from .elementwise import ACTIVATIONS, Dropout, DropPath
+from .linear import Flatten, LayerScale, Linear
+from .merge import Add, Concat, Mean, Mul
+from .norm import BatchNorm, GlobalResponseNorm, LayerNorm
+from .tokens import Fold, Subsample, ToGrid, ToTokens, Unfold
+
+
+class Input(Op):
+    """The graph's input placeholder (not callable from specs)."""
+
+    name = "input"
+    min_inputs, max_inputs = 0, 0
+
+
+OPS = OpRegistry([
+    Input(), Conv(), MaxPool(), AvgPool(), BatchNorm(), LayerNorm(), GlobalResponseNorm(),
+    *[cls() for cls in ACTIVATIONS], Dropout(), DropPath(), Linear(), LayerScale(), Flatten(),
+    Add(), Mean(), Mul(), Concat(), ToTokens(), ToGrid(), Subsample(), Unfold(), Fold(),
+    LevitAttention(), ScaledDotProductAttention(),
+])
+
+# Ops that join branches (usable after `merge`), and those a spec may not call directly.
+MERGE_OPS = {"add", "mean", "mul", "concat", "levit_attention", "sdpa"}
+INTERNAL_OPS = {"input"}
+
+__all__ = ["OPS", "MERGE_OPS", "INTERNAL_OPS", "Op", "Attrs"]
