@@ -1,0 +1,47 @@
+"""The Python API: build a spec into an nn.Module (torch is imported only here and below)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .compiler import CompiledSpec, compile_spec
+
+
+def build(spec: str | Path | CompiledSpec, *, model: str | None = None, device: Any = None,
+          **overrides: Any):
+    """Compile a spec (a path, or spec text) into a `torch.nn.Module`.
+
+    Args:
+        spec: path of an .arch file, spec source text, or an already compiled spec.
+        model: which model of the file, when it declares several.
+        device: where to create parameters ("meta" builds big models without memory).
+        **overrides: family parameters to rebind, e.g. `classes=10`, `in_chans=1`, `width=0.5`.
+
+    Returns:
+        The module (train mode, torch's default initialisation); `module.archdsl_info` names
+        the spec, model and family.
+    """
+    import torch
+
+    from .emit.torch_module import emit_module
+
+    compiled = spec if isinstance(spec, CompiledSpec) else compile_spec(spec, model, overrides)
+    info = {"spec": str(spec) if not isinstance(spec, CompiledSpec) else compiled.program.root,
+            "input_shape": compiled.input_shape, "output_shape": compiled.output_shape,
+            "family_file": _family_file(compiled)}
+    with torch.device(device) if device is not None else _nullcontext():
+        return emit_module(compiled.graph, info)
+
+
+def _family_file(compiled: CompiledSpec) -> str | None:
+    family = compiled.graph.family
+    path = compiled.program.paths.get(family) if family else None
+    return str(path) if path else None
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

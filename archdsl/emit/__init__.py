@@ -1,0 +1,1 @@
+"""Emitters: the graph IR to PyTorch (modules; later fx, .py, ONNX, diagrams)."""

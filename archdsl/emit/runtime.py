@@ -1,0 +1,149 @@
+"""The torch building blocks that emitted modules are made of.
+
+Standard layers are used where one fits (their state_dict names are what reference
+checkpoints use); the small classes here add the layout handling the IR needs: channel-wise
+linear and layer norm on [B, C, H, W] maps, batch norm over tokens, LeViT's attention with
+its bias table, MobileViT's patch unfolding.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ir.ops.attention import levit_bias_offsets
+
+
+class PaddedConv2d(nn.Conv2d):
+    """A conv with asymmetric zero padding (TensorFlow 'SAME'), applied before the conv."""
+
+    def __init__(self, *args, pads: tuple[int, int, int, int], **kwargs):
+        super().__init__(*args, padding=0, **kwargs)
+        top, bottom, left, right = pads
+        self.pads = (left, right, top, bottom)  # F.pad order: last dim first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pads))
+
+
+class ChannelLinear(nn.Linear):
+    """nn.Linear over the channels of a [B, C, H, W] map (ConvNeXt's pointwise MLP)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """nn.LayerNorm over the channels of a [B, C, H, W] map, per pixel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps).permute(0, 3, 1, 2)
+
+
+class TokenBatchNorm(nn.BatchNorm1d):
+    """Batch norm over the last (channel) dim of tokens [B, N, C] or patches [B*P, N, C]."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.flatten(0, -2)).view(x.shape)
+
+
+class LayerScale(nn.Module):
+    """A learnable per-channel factor."""
+
+    def __init__(self, channels: int, init: float, grid: bool):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((channels,), float(init)))
+        self.grid = grid
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (self.gamma.view(-1, 1, 1) if self.grid else self.gamma)
+
+
+class GlobalResponseNorm(nn.Module):
+    """ConvNeXt V2's GRN on a [B, C, H, W] map: x + gamma * (x * N(x)) + beta."""
+
+    def __init__(self, channels: int, eps: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gx = torch.linalg.vector_norm(x, ord=2, dim=(2, 3), keepdim=True)
+        nx = gx / (gx.mean(dim=1, keepdim=True) + self.eps)
+        return self.gamma.view(-1, 1, 1) * (x * nx) + self.beta.view(-1, 1, 1) + x
+
+
+class LevitAttention(nn.Module):
+    """LeViT attention with a learned bias per head and relative offset.
+
+    One input: per-head [q k v] tokens. Two inputs (stride > 1): queries and per-head [k v].
+    """
+
+    def __init__(self, key_dim: int, heads: int, attn_ratio: int, stride: int,
+                 q_grid: tuple[int, int], k_grid: tuple[int, int]):
+        super().__init__()
+        self.key_dim, self.heads, self.value_dim = key_dim, heads, attn_ratio * key_dim
+        self.scale = key_dim ** -0.5
+        offsets, idxs = levit_bias_offsets(q_grid, k_grid, stride)
+        self.attention_biases = nn.Parameter(torch.zeros(heads, len(offsets)))
+        # rebuilt from the grids, so not part of the state_dict (as in timm and HF)
+        self.register_buffer("attention_bias_idxs", torch.tensor(idxs, dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor, kv: torch.Tensor | None = None) -> torch.Tensor:
+        b = x.shape[0]
+        if kv is None:
+            q, k, v = x.view(b, x.shape[1], self.heads, -1).split([self.key_dim, self.key_dim, self.value_dim], 3)
+        else:
+            k, v = kv.view(b, kv.shape[1], self.heads, -1).split([self.key_dim, self.value_dim], 3)
+            q = x.view(b, x.shape[1], self.heads, self.key_dim)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        attn = (q @ k.transpose(-2, -1)) * self.scale + self.attention_biases[:, self.attention_bias_idxs]
+        out = attn.softmax(dim=-1) @ v
+        return out.transpose(1, 2).reshape(b, q.shape[2], self.heads * self.value_dim)
+
+
+def multi_head_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v with `heads` heads over [B, N, C] tensors."""
+    b, n, c = q.shape
+    q = q.view(b, n, heads, -1).transpose(1, 2)
+    k = k.view(b, k.shape[1], heads, -1).transpose(1, 2)
+    v = v.view(b, v.shape[1], heads, -1).transpose(1, 2)
+    out = F.scaled_dot_product_attention(q, k, v)
+    return out.transpose(1, 2).reshape(b, n, v.shape[1] * v.shape[3])
+
+
+def unfold_patches(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:
+    """[B, C, H, W] -> [B*ph*pw, (H/ph)*(W/pw), C]: one sequence per pixel position in a patch."""
+    b, c, h, w = x.shape
+    nh, nw = h // ph, w // pw
+    x = x.reshape(b * c * nh, ph, nw, pw).transpose(1, 2)
+    x = x.reshape(b, c, nh * nw, ph * pw).transpose(1, 3)
+    return x.reshape(b * ph * pw, nh * nw, c)
+
+
+def fold_patches(x: torch.Tensor, ph: int, pw: int, h: int, w: int) -> torch.Tensor:
+    """The inverse of `unfold_patches`, back to [B, C, H, W]."""
+    bp, n, c = x.shape
+    b = bp // (ph * pw)
+    nh, nw = h // ph, w // pw
+    x = x.contiguous().view(b, ph * pw, n, c).transpose(1, 3)
+    x = x.reshape(b * c * nh, nw, ph, pw).transpose(1, 2)
+    return x.reshape(b, c, h, w)
+
+
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: zero the whole branch for a random subset of samples in training."""
+    if not training or p == 0.0:
+        return x
+    keep = 1.0 - p
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+__all__ = ["PaddedConv2d", "ChannelLinear", "ChannelLayerNorm", "TokenBatchNorm", "LayerScale",
+           "GlobalResponseNorm", "LevitAttention", "multi_head_attention", "unfold_patches", "fold_patches",
+           "drop_path", "math"]

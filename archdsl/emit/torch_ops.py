@@ -1,0 +1,120 @@
+"""How each IR op becomes torch: a leaf module (for ops with tensors) and a code expression.
+
+`lower(node, ins)` returns a `Lowering`: the module to place at the node's scope (or None)
+and a template for the generated forward, where `{m}` is the module reference and `{0}`,
+`{1}`, ... the argument variables.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from ..ir.graph import Node
+from ..ir.shape import Shape
+from . import runtime as rt
+
+
+@dataclass
+class Lowering:
+    module: nn.Module | None
+    code: str  # e.g. "F.relu({0})" or "{m}({0})"
+
+
+_ACTIVATION_CODE = {
+    "relu": "F.relu({0})", "relu6": "F.relu6({0})", "gelu": "F.gelu({0})",
+    "gelu_tanh": "F.gelu({0}, approximate='tanh')", "silu": "F.silu({0})", "hardswish": "F.hardswish({0})",
+    "hardsigmoid": "F.hardsigmoid({0})", "sigmoid": "torch.sigmoid({0})", "tanh": "torch.tanh({0})",
+    "identity": "{0}",
+}
+
+
+def _conv(n: Node, ins: list[Shape]) -> Lowering:
+    a = n.attrs
+    top, bottom, left, right = a.pads
+    common = dict(in_channels=ins[0].c, out_channels=a.out, kernel_size=a.k, stride=a.s, dilation=a.d,
+                  groups=a.g, bias=a.bias)
+    if top == bottom and left == right:
+        return Lowering(nn.Conv2d(padding=(top, left), **common), "{m}({0})")
+    return Lowering(rt.PaddedConv2d(pads=a.pads, **common), "{m}({0})")
+
+
+def _bn(n: Node, ins: list[Shape]) -> Lowering:
+    c, layout = ins[0].c, ins[0].layout
+    cls = {"grid": nn.BatchNorm2d, "vector": nn.BatchNorm1d}.get(layout, rt.TokenBatchNorm)
+    return Lowering(cls(c, eps=n.attrs.eps), "{m}({0})")
+
+
+def _layernorm(n: Node, ins: list[Shape]) -> Lowering:
+    cls = rt.ChannelLayerNorm if ins[0].layout == "grid" else nn.LayerNorm
+    return Lowering(cls(ins[0].c, eps=n.attrs.eps), "{m}({0})")
+
+
+def _linear(n: Node, ins: list[Shape]) -> Lowering:
+    cls = rt.ChannelLinear if ins[0].layout == "grid" else nn.Linear
+    return Lowering(cls(ins[0].c, n.attrs.out, bias=n.attrs.bias), "{m}({0})")
+
+
+def _pool(kind: str) -> Callable[[Node, list[Shape]], Lowering]:
+    def lower(n: Node, ins: list[Shape]) -> Lowering:
+        a = n.attrs
+        if a.k is None:
+            if ins[0].layout == "tokens":
+                return Lowering(None, "{0}.mean(1)")
+            return Lowering(None, f"F.adaptive_{kind}_pool2d({{0}}, 1)")
+        s = a.s or a.k
+        return Lowering(None, f"F.{kind}_pool2d({{0}}, {tuple(a.k)}, {tuple(s)}, {tuple(a.p)}, ceil_mode={a.ceil})")
+    return lower
+
+
+def _concat(n: Node, ins: list[Shape]) -> Lowering:
+    dim = 1 if ins[0].layout == "grid" else -1
+    args = ", ".join(f"{{{i}}}" for i in range(len(ins)))
+    return Lowering(None, f"torch.cat([{args}], {dim})")
+
+
+def _levit_attention(n: Node, ins: list[Shape]) -> Lowering:
+    a = n.attrs
+    q = ins[0]
+    module = rt.LevitAttention(a.key_dim, a.heads, a.attn_ratio, a.stride, (q.h, q.w), a.resolution)
+    return Lowering(module, "{m}(" + ", ".join(f"{{{i}}}" for i in range(len(ins))) + ")")
+
+
+LOWERINGS: dict[str, Callable[[Node, list[Shape]], Lowering]] = {
+    "conv": _conv,
+    "bn": _bn,
+    "layernorm": _layernorm,
+    "linear": _linear,
+    "grn": lambda n, ins: Lowering(rt.GlobalResponseNorm(ins[0].c, n.attrs.eps), "{m}({0})"),
+    "layer_scale": lambda n, ins: Lowering(rt.LayerScale(ins[0].c, n.attrs.init, ins[0].layout == "grid"), "{m}({0})"),
+    "maxpool": _pool("max"),
+    "avgpool": _pool("avg"),
+    "flatten": lambda n, ins: Lowering(None, "{0}.flatten(1)"),
+    "dropout": lambda n, ins: Lowering(None, f"F.dropout({{0}}, {n.attrs.p}, self.training)"),
+    "drop_path": lambda n, ins: Lowering(None, f"drop_path({{0}}, {n.attrs.p}, self.training)"),
+    "add": lambda n, ins: Lowering(None, " + ".join(f"{{{i}}}" for i in range(len(ins)))),
+    "mean": lambda n, ins: Lowering(None, "(" + " + ".join(f"{{{i}}}" for i in range(len(ins))) + f") / {len(ins)}"),
+    "mul": lambda n, ins: Lowering(None, "{0} * {1}"),
+    "concat": _concat,
+    "tokens": lambda n, ins: Lowering(None, "{0}.flatten(2).transpose(1, 2)"),
+    "grid": lambda n, ins: Lowering(None, f"{{0}}.transpose(1, 2).unflatten(2, ({ins[0].h}, {ins[0].w}))"),
+    "subsample": lambda n, ins: Lowering(
+        None, f"{{0}}.unflatten(1, ({ins[0].h}, {ins[0].w}))[:, ::{n.attrs.stride}, ::{n.attrs.stride}].flatten(1, 2)"),
+    "unfold": lambda n, ins: Lowering(None, f"unfold_patches({{0}}, {n.attrs.patch[0]}, {n.attrs.patch[1]})"),
+    "fold": lambda n, ins: Lowering(
+        None, f"fold_patches({{0}}, {n.attrs.patch[0]}, {n.attrs.patch[1]}, {n.shape.h}, {n.shape.w})"),
+    "levit_attention": _levit_attention,
+    "sdpa": lambda n, ins: Lowering(None, f"multi_head_attention({{0}}, {{1}}, {{2}}, {n.attrs.heads})"),
+    **{name: (lambda code: lambda n, ins: Lowering(None, code))(code) for name, code in _ACTIVATION_CODE.items()},
+}
+
+# Names the generated code may use.
+CODE_GLOBALS = {
+    "drop_path": rt.drop_path, "multi_head_attention": rt.multi_head_attention,
+    "unfold_patches": rt.unfold_patches, "fold_patches": rt.fold_patches,
+}
+
+
+def lower(node: Node, ins: list[Shape]) -> Lowering:
+    return LOWERINGS[node.op](node, ins)
