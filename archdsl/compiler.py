@@ -59,6 +59,6 @@ def compile_spec(spec: str | Path, model: str | None = None, overrides: dict[str
     graph = elab.elaborate(model, overrides)
     graph.lint()
     check_shapes(graph)
-    compiled = CompiledSpec(graph, program, elab.expects, count_params(graph))
+    compiled = CompiledSpec(graph, program, elab.expects, count_params(graph), elab.warnings)
     check_expectations(compiled)
     return compiled

@@ -11,8 +11,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import (ArchDSLError, ArchLimitError, ArchNameError, ArchShapeError, ArchTypeError, Span,
-                      did_you_mean)
+from ..errors import (ArchDSLError, ArchLimitError, ArchNameError, ArchShapeError, ArchTypeError, Diagnostic,
+                      Span, did_you_mean)
 from ..frontend import ast
 from ..frontend.loader import Program
 from ..ir.graph import Graph
@@ -45,6 +45,8 @@ class Elaborator:
         self.limits = limits
         self.graph = Graph()
         self.expects: list[Expectation] = []
+        self.warnings: list[Diagnostic] = []
+        self._use_sites: list[Span] = []  # spans of the block calls being elaborated, outermost first
         self._used: dict[str, set[str]] = defaultdict(set)
         self._counters: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._block_stack: list[str] = []
@@ -73,6 +75,8 @@ class Elaborator:
             pos = [evaluate(a, env, self._known) for a in decl.args.positional]
             kw = {k.name: (evaluate(k.value, env, self._known), k.span) for k in decl.args.keyword}
             for name, value in overrides.items():
+                if isinstance(value, ast.EXPR_TYPES):  # from the command line: `--set depths=[2, 2]`
+                    value = evaluate(value, env, self._known)
                 if name not in {p.name for p in family.params}:
                     raise ArchNameError(f"family '{family.name}' has no parameter '{name}'", decl.span,
                                         did_you_mean(name, [p.name for p in family.params]) or
@@ -82,7 +86,8 @@ class Elaborator:
                               decl.span, self._known)
             body = family.body
         x = self._body(body, env, "", None, collapse=False)
-        if decl.expects is not None:
+        # an instance's expectations pin that variant; rebinding parameters makes another one
+        if decl.expects is not None and not overrides:
             self._body(decl.expects, env, "", x, collapse=False)
         self.graph.family = decl.family
         if self.graph.input is None:
@@ -177,6 +182,8 @@ class Elaborator:
             shape = op.infer(attrs, ins)
         except ArchDSLError as e:
             raise e.at(span)
+        for message, hint in op.lint(attrs, ins):
+            self.warnings.append(Diagnostic(message, span, hint, list(self._use_sites)))
         if len(self.graph) >= self.limits.max_nodes:
             raise ArchLimitError(f"the model has more than {self.limits.max_nodes:,} ops", span,
                                  "check repetition counts; raise the limit with --max-nodes if this is intended")
@@ -419,6 +426,7 @@ class Elaborator:
             sub = self._join(scope, name)
         self.graph.scopes[sub] = f"block {decl.name}"
         self._block_stack.append(decl.name)
+        self._use_sites.append(el.span)
         try:
             env = bind_params(decl.params, pos, kw, Env(fallback=self._global, in_shape=ShapeView(self._shape(x))),
                               f"block '{decl.name}'", el.span, self._known)
@@ -427,6 +435,7 @@ class Elaborator:
             raise e.called_from(el.span)
         finally:
             self._block_stack.pop()
+            self._use_sites.pop()
 
     # -------------------------------------------------------------- combinators
     def _residual(self, el: ast.Residual, env: Env, scope: str, x: int) -> int:
@@ -442,8 +451,7 @@ class Elaborator:
             skip = self._body(el.shortcut, env.child(in_shape=ShapeView(self._shape(x))), sub, x, collapse=True)
         a, b = self._shape(out), self._shape(skip)
         if a != b:
-            last = self.graph.node(out)
-            where = last.span if out != x else el.span
+            where = self._channel_origin(out, x).span if out != x else el.span
             if a.c != b.c:
                 msg = f"residual branch ends with {a.c} channels but the shortcut carries {b.c}"
                 hint = (f"give the shortcut a projection, or end the branch with {b.c} channels"
@@ -453,6 +461,15 @@ class Elaborator:
                 hint = "a strided branch needs a strided shortcut: add `shortcut { conv(..., s=...) -> bn }`"
             raise ArchShapeError(msg, where, hint)
         return self._node("add", OPS["add"].attrs(), [out, skip], scope, self._fresh(scope, "add", True), el.span)
+
+    def _channel_origin(self, nid: int, stop: int):
+        """The node that set `nid`'s channel count: walk back over channel-keeping ops (bn, relu)."""
+        node = self.graph.node(nid)
+        while True:
+            ins = self.graph.inputs(node.id)
+            if len(ins) != 1 or ins[0] == stop or self._shape(ins[0]).c != node.shape.c:
+                return node
+            node = self.graph.node(ins[0])
 
     def _merge(self, el: ast.Merge, env: Env, scope: str, x: int) -> int:
         if el.op not in OPS or el.op in INTERNAL_OPS:

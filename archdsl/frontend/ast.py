@@ -111,6 +111,7 @@ class Cond:
 
 
 Expr = Union[Num, Str, Bool, Name, InRef, ListLit, CallExpr, Index, Slice, Attr, BinOp, UnaryOp, Cond]
+EXPR_TYPES = (Num, Str, Bool, Name, InRef, ListLit, CallExpr, Index, Slice, Attr, BinOp, UnaryOp, Cond)
 
 
 # ---------------------------------------------------------------- statements

@@ -56,6 +56,10 @@ class Op:
         """The output shape; raise `ArchShapeError` (no span: the caller adds it)."""
         return ins[0]
 
+    def lint(self, attrs: Attrs, ins: list[Shape]) -> list[tuple[str, str | None]]:
+        """Warnings (message, hint) about legal but suspicious uses."""
+        return []
+
     def params(self, attrs: Attrs, ins: list[Shape]) -> TensorSpecs:
         """Learnable tensors by name, with shapes."""
         return {}

@@ -90,6 +90,15 @@ class Conv(Op):
         w = conv_out(x.w, a.k[1], a.s[1], l, r, a.d[1], "conv")
         return Shape.grid(a.out, h, w)
 
+    def lint(self, a: ConvAttrs, ins):
+        x = ins[0]
+        extent = ((a.k[0] - 1) * a.d[0] + 1, (a.k[1] - 1) * a.d[1] + 1)
+        if extent[0] > x.h or extent[1] > x.w:
+            return [(f"conv kernel {a.k[0]}x{a.k[1]} (extent {extent[0]}x{extent[1]}) is larger than its "
+                     f"{x.h}x{x.w} input: most of what it sees is padding",
+                     "check the input resolution, or use a smaller kernel or dilation")]
+        return []
+
     def params(self, a: ConvAttrs, ins):
         specs = {"weight": (a.out, ins[0].c // a.g, a.k[0], a.k[1])}
         if a.bias:

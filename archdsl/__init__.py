@@ -1,0 +1,16 @@
+"""archdsl: a declarative architecture compiler for vision models.
+
+    import archdsl
+    model = archdsl.build("specs/resnet50.arch", classes=10)   # a torch.nn.Module
+    archdsl.import_weights(model, hf_model.state_dict(), source="hf")
+
+The front end (`compile_spec`, `archdsl check`) needs no torch; `build` and
+`import_weights` import it when called.
+"""
+from .api import build
+from .compiler import CompiledSpec, compile_spec
+from .errors import ArchDSLError
+from .weights import import_weights
+
+__version__ = "0.1.0"
+__all__ = ["build", "compile_spec", "CompiledSpec", "import_weights", "ArchDSLError", "__version__"]

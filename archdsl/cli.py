@@ -1,0 +1,163 @@
+"""The `archdsl` command line: build, check, dump.
+
+Exit status follows compilers: 0 fine, 1 a spec has errors, 2 a wrong command line.
+Errors print as `file:line:col: error: ...` with the source line and a hint; an internal
+bug prints one line asking for a report (`--debug` shows the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+from .errors import ArchDSLError, ArchSyntaxError, Span
+
+EXIT_OK, EXIT_SPEC_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    """`--set width=0.5 --set depths=[2,2,2,2]`: values are spec expressions, evaluated later."""
+    from .frontend import ast
+    from .frontend.parser import parse
+
+    out = {}
+    for i, item in enumerate(items):
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise SystemExit(_usage_error(f"--set expects NAME=VALUE, got {item!r}"))
+        file = f"<--set {name.strip()}>"
+        module = parse(f"__value__ = {text}", file)
+        decl = module.decls[0] if len(module.decls) == 1 else None
+        if not isinstance(decl, ast.Assign):
+            raise ArchSyntaxError(f"--set {name}: not a single value", Span(file, 1, 1))
+        out[name.strip()] = decl.value
+    return out
+
+
+def _usage_error(message: str) -> int:
+    print(f"archdsl: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def cmd_check(args) -> int:
+    from .compiler import compile_spec
+
+    failed = 0
+    for spec in args.specs:
+        try:
+            compiled = compile_spec(spec, args.model, allow_outside_imports=args.allow_outside_imports)
+        except ArchDSLError as e:
+            failed += 1
+            print(e.render(), file=sys.stderr)
+            continue
+        for w in compiled.warnings:
+            print(w.render(), file=sys.stderr)
+        if args.strict and compiled.warnings:
+            failed += 1
+        if not args.quiet:
+            print(f"{spec}: ok ({compiled.name}: {compiled.params:,} parameters, "
+                  f"{_shape(compiled.input_shape)} -> {_shape(compiled.output_shape)})")
+    if failed and len(args.specs) > 1:
+        print(f"{failed} of {len(args.specs)} specs have errors", file=sys.stderr)
+    return EXIT_SPEC_ERROR if failed else EXIT_OK
+
+
+def cmd_build(args) -> int:
+    from .compiler import compile_spec
+
+    overrides = _parse_set(args.set or [])
+    compiled = compile_spec(args.spec, args.model, overrides, allow_outside_imports=args.allow_outside_imports)
+    for w in compiled.warnings:
+        print(w.render(), file=sys.stderr)
+    if args.dump_ir:
+        from .ir.printer import dump
+
+        print(dump(compiled.graph))
+        return EXIT_OK
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("archdsl: error: `build` emits PyTorch and needs torch (pip install torch); "
+              "`archdsl check` works without it", file=sys.stderr)
+        return EXIT_SPEC_ERROR
+    from .api import build
+
+    module = build(compiled, device="meta")  # shapes and counts only; no memory for weights
+    params = sum(p.numel() for p in module.parameters())
+    summary = {
+        "model": compiled.name,
+        "family": compiled.graph.family,
+        "spec": args.spec,
+        "params": params,
+        "input_shape": compiled.input_shape,
+        "output_shape": compiled.output_shape,
+        "ops": len(compiled.graph),
+        "modules": sum(1 for _ in module.modules()),
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['model']}  ({args.spec})")
+        rows = [("family", summary["family"] or "-"), ("parameters", f"{params:,}"),
+                ("input", _shape(summary["input_shape"])), ("output", _shape(summary["output_shape"])),
+                ("ops", f"{summary['ops']:,}"), ("modules", f"{summary['modules']:,}")]
+        for key, value in rows:
+            print(f"  {key:<11} {value}")
+    return EXIT_OK
+
+
+def _shape(dims: list[int]) -> str:
+    return "[" + ", ".join(str(d) for d in dims) + "]"
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archdsl", description="Compile architecture specs into PyTorch models.")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", help="which model, when a file declares several")
+    common.add_argument("--allow-outside-imports", action="store_true",
+                        help="let imports leave the spec's folder tree")
+
+    b = sub.add_parser("build", parents=[common], help="compile a spec and print a summary")
+    b.add_argument("spec", help="an .arch file")
+    b.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    b.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="rebind a family parameter (a spec expression: 10, 0.5, [2, 2, 2, 2])")
+    b.add_argument("--dump-ir", action="store_true", help="print the graph IR, one node per line")
+    b.set_defaults(run=cmd_build)
+
+    c = sub.add_parser("check", parents=[common], help="parse and check specs (no torch needed)")
+    c.add_argument("specs", nargs="+", help=".arch files")
+    c.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    c.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    c.set_defaults(run=cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    run: Callable = args.run
+    try:
+        return run(args)
+    except ArchDSLError as e:
+        print(e.render(), file=sys.stderr)
+        return EXIT_SPEC_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as e:  # an archdsl bug, not the user's: no traceback unless asked
+        if args.debug:
+            raise
+        print(f"archdsl: internal error ({type(e).__name__}: {e}); please report it with the spec "
+              f"that caused it (rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,191 @@
+"""The language's semantics, one construct at a time (front end only: no torch)."""
+from __future__ import annotations
+
+import pytest
+
+from archdsl.compiler import compile_spec
+from archdsl.errors import ArchDSLError, ArchNameError, ArchShapeError, ArchTypeError
+
+
+def graph_of(src: str):
+    return compile_spec(src).graph
+
+
+def scopes(src: str) -> list[str]:
+    return [n.scope for n in graph_of(src)]
+
+
+def test_chain_and_numbering():
+    s = scopes("model m { input [3, 8, 8]  conv(4, k=3) -> bn -> relu -> conv(4, k=1) -> relu6 -> relu6 }")
+    assert s == ["input", "conv1", "bn1", "relu1", "conv2", "relu6_1", "relu6_2"]
+
+
+def test_repeat_first_overrides_and_block_scope_collapse():
+    src = """
+    block b(out, stride = 1) { conv(out, k=3, s=stride) -> bn }
+    model m { input [3, 32, 32]  b(8) x 3 first(stride = 2) }
+    """
+    g = graph_of(src)
+    convs = [n for n in g if n.op == "conv"]
+    assert [n.scope for n in convs] == ["blocks.0.conv1", "blocks.1.conv1", "blocks.2.conv1"]
+    assert [n.attrs.s for n in convs] == [(2, 2), (1, 1), (1, 1)]
+    assert g.node(g.output).shape.dims == (8, 16, 16)
+
+
+def test_repeated_container_names_continue_numbering():
+    src = """
+    block b(out) { conv(out, k=1) }
+    model m { input [3, 8, 8]  for c in [4, 8] { b(c) x 2 } }
+    """
+    assert [s for s in scopes(src) if s != "input"] == [f"blocks.{i}.conv1" for i in range(4)]
+
+
+def test_named_loop_sections_and_in():
+    src = """
+    model m {
+      input [3, 16, 16]
+      stem { conv(8, k=3, s=2) }
+      stages for i, w in [8, 16] {
+        conv(in.channels * 2, k=1)
+      }
+    }
+    """
+    g = graph_of(src)
+    assert [(n.scope, n.shape.c) for n in g if n.op == "conv"] == [
+        ("stem.conv1", 8), ("stages.0.conv1", 16), ("stages.1.conv1", 32)]
+
+
+def test_loop_unpacks_rows_of_a_table():
+    src = """
+    model m { input [3, 8, 8]
+      for t, c in [[1, 4], [2, 6]] { conv(c * t, k=1) } }
+    """
+    assert [n.shape.c for n in graph_of(src) if n.op == "conv"] == [4, 12]
+
+
+def test_residual_when_only_drops_the_skip_connection():
+    src = """
+    block ir(out, stride) { residual when stride == 1 and in.channels == out { conv(out, k=3, s=stride) } }
+    model m { input [4, 8, 8]  ir(4, 1) -> ir(8, 1) -> ir(8, 2) }
+    """
+    ops = [n.op for n in graph_of(src)]
+    assert ops.count("add") == 1 and ops.count("conv") == 3
+
+
+def test_statement_when_drops_the_statement():
+    src = "model m { input [3, 8, 8]  conv(4, k=1) -> relu when false  conv(5, k=1) when 1 > 0 }"
+    assert [n.op for n in graph_of(src)] == ["input", "conv"]
+
+
+def test_shortcut_projection_and_concat_gate_merge():
+    src = """
+    model m {
+      input [8, 16, 16]
+      residual { conv(16, k=3, s=2) } shortcut { conv(16, k=1, s=2) }
+      concat { { identity } { conv(8, k=1) } }
+      gate { avgpool -> conv(24, k=1) -> sigmoid }
+      merge mean { a { conv(4, k=1) } b { conv(4, k=1) } }
+    }
+    """
+    g = graph_of(src)
+    assert g.node(g.output).shape.dims == (4, 8, 8)
+    names = {n.scope for n in g}
+    assert {"shortcut.conv1", "branch1.identity1", "branch2.conv1", "a.conv1", "b.conv1", "mul1"} <= names
+
+
+def test_scale_rules_are_declarations():
+    src = """
+    family f(width, depth) {
+      scale ch = width divisible_by 8, rep = depth rounding ceil
+      input [3, 8, 8]
+      conv(ch(32), k=1) x rep(3)
+    }
+    model m = f(0.35, 1.2)
+    """
+    g = graph_of(src)
+    convs = [n for n in g if n.op == "conv"]
+    assert len(convs) == 4 and convs[0].shape.c == 16  # make_divisible(11.2, 8) = 16 (never 10% down)
+
+
+def test_family_defaults_may_use_earlier_parameters_and_overrides_rebind():
+    src = """
+    family f(c, classes = c * 2) { input [3, 4, 4]  avgpool -> flatten -> linear(classes) }
+    model m = f(5)
+    """
+    assert compile_spec(src).output_shape == [10]
+    assert compile_spec(src, overrides={"classes": 3}).output_shape == [3]
+
+
+def test_same_padding_is_tensorflow_style():
+    g = graph_of("model m { input [3, 224, 224]  conv(8, k=3, s=2, p=\"same\") }")
+    conv = [n for n in g if n.op == "conv"][0]
+    assert conv.attrs.p == (0, 1, 0, 1) and conv.shape.dims == (8, 112, 112)
+
+
+def test_even_kernels_default_to_no_padding():
+    g = graph_of("model m { input [3, 224, 224]  conv(8, k=4, s=4) }")
+    assert g.node(g.output).shape.dims == (8, 56, 56)
+
+
+def test_tokens_attention_and_patches():
+    src = """
+    model m {
+      input [16, 8, 8]
+      unfold(2) -> layernorm
+      merge sdpa(2) { q { linear(16) } k { linear(16) } v { linear(8) } }
+      fold(2)
+      tokens -> linear(3 * 2 * 8) -> levit_attention(8, 2, 1) -> grid
+    }
+    """
+    g = graph_of(src)
+    assert g.node(g.output).shape.dims == (16, 8, 8)
+
+
+@pytest.mark.parametrize("src, error, fragment, line, col", [
+    ("model m { input [3, 8, 8]\n  conv(4, k=3, g=2) }", ArchShapeError, "groups g=2 do not divide the 3 input channels", 2, 3),
+    ("model m { input [3, 8, 8]\n  conv(4, k=11, p=1) }", ArchShapeError, "kernel 11 is larger than its padded input", 2, 3),
+    ("model m { input [3, 8, 8]\n  residual { conv(8, k=1) } }", ArchShapeError,
+     "residual branch ends with 8 channels but the shortcut carries 3", 2, 14),
+    ("model m { input [3, 9, 9]\n  unfold(2) }", ArchShapeError, "patch size 2x2 does not divide the 9x9", 2, 3),
+    ("model m { input [3, 8, 8]\n  tokens -> linear(48) -> levit_attention(8, 2, 1, resolution=[4, 4]) }",
+     ArchShapeError, "64 tokens (8x8) do not match the attention resolution 4x4", 2, 27),
+    ("model m { input [3, 8, 8]\n  conv(4, k=3) -> bottlenek }", ArchNameError, "unknown block or op 'bottlenek'", 2, 19),
+    ("model m { input [3, 8, 8]\n  conv(relu, k=3) }", ArchTypeError, "'out' expects an output channel count, got op 'relu'", 2, 3),
+    ("model m { input [3, 8, 8]\n  conv(4, k=3, s=0) }", ArchTypeError, "'s' must be > 0", 2, 16),
+    ("model m { input [3, 8, 8]\n  conv(64 / 3, k=1) }", ArchTypeError, "must be a whole number", 2, 3),
+    ("block b() { b }\nmodel m { input [3, 8, 8]\n  b }", ArchDSLError, "block 'b' uses itself", 1, 13),
+])
+def test_errors_point_at_the_spec(src, error, fragment, line, col):
+    with pytest.raises(error) as info:
+        compile_spec(src)
+    e = info.value
+    assert fragment in e.message, e.message
+    assert (e.span.line, e.span.col) == (line, col), e.render()
+
+
+def test_kernel_wider_than_its_input_is_a_warning():
+    compiled = compile_spec("model m { input [3, 8, 8]\n  conv(4, k=11) }")
+    (w,) = compiled.warnings
+    assert "larger than its 8x8 input" in w.message and (w.span.line, w.span.col) == (2, 3)
+    assert w.render().startswith("<spec>:2:3: warning:")
+
+
+def test_unknown_names_suggest_close_matches():
+    with pytest.raises(ArchNameError) as info:
+        compile_spec('import "blocks/resnet.arch"\nmodel m { input [3, 8, 8]\n  bottlenek(64) }')
+    assert "did you mean 'bottleneck'?" in info.value.hint
+
+
+def test_block_errors_show_the_use_site_first():
+    src = "block b(c) { conv(c, k=3, g=5) }\nmodel m { input [3, 8, 8]\n  b(10) }"
+    with pytest.raises(ArchShapeError) as info:
+        compile_spec(src)
+    assert (info.value.span.line, info.value.trace[0].line) == (1, 3)
+    assert "in a use from here" in info.value.render()
+
+
+def test_expect_statements():
+    ok = "model m { input [3, 8, 8]  avgpool -> flatten -> linear(10)  expect params == 40  expect output == [10] }"
+    assert compile_spec(ok).params == 40
+    with pytest.raises(ArchDSLError, match="params is 40, not == 41"):
+        compile_spec(ok.replace("== 40", "== 41"))
