@@ -35,7 +35,7 @@ def build(spec: str | Path | CompiledSpec, *, model: str | None = None, device: 
 
 def _family_file(compiled: CompiledSpec) -> str | None:
     family = compiled.graph.family
-    path = compiled.program.paths.get(family) if family else None
+    path = compiled.program.family_files.get(family) if family else None
     return str(path) if path else None
 
 
@@ -45,3 +45,24 @@ class _nullcontext:
 
     def __exit__(self, *exc):
         return False
+
+
+def optimize(module, passes=None):
+    """An inference module (eval mode) equivalent to `module` (built by `build`): the graph it
+    was built from, with its current tensors, through the pass pipeline (`archdsl.passes.PIPELINE`:
+    batch norms and layer scales folded, no-ops removed, conv+activation fused, channels-last
+    where it pays) and emitted again. `module` is left unchanged."""
+    from .passes import optimize as _optimize
+
+    return _optimize(module, passes)
+
+
+def emit_fx(spec, *, model: str | None = None, **overrides: Any):
+    """A `torch.fx.GraphModule` built straight from the graph IR: flat generated code whose
+    node names are the IR scopes (`stages_1_blocks_0_conv2`), submodules at the scope paths.
+
+    `spec` is a module from `build`/`optimize` (its graph and current tensors: same outputs),
+    a `CompiledSpec`, or a spec path or text (torch's default initialisation)."""
+    from .emit.fx import emit_fx as _emit_fx
+
+    return _emit_fx(spec, model=model, **overrides)

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any, Callable
 
+from .cli_fmt import add_fmt_parser
 from .errors import ArchDSLError, ArchSyntaxError, Span
 
 EXIT_OK, EXIT_SPEC_ERROR, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
@@ -85,6 +86,7 @@ def cmd_build(args) -> int:
 
     module = build(compiled, device="meta")  # shapes and counts only; no memory for weights
     params = sum(p.numel() for p in module.parameters())
+    rf = compiled.final_rf
     summary = {
         "model": compiled.name,
         "family": compiled.graph.family,
@@ -92,6 +94,8 @@ def cmd_build(args) -> int:
         "params": params,
         "input_shape": compiled.input_shape,
         "output_shape": compiled.output_shape,
+        "flops": compiled.totals.flops,
+        "receptive_field": rf.as_dict(),
         "ops": len(compiled.graph),
         "modules": sum(1 for _ in module.modules()),
     }
@@ -101,9 +105,28 @@ def cmd_build(args) -> int:
         print(f"{summary['model']}  ({args.spec})")
         rows = [("family", summary["family"] or "-"), ("parameters", f"{params:,}"),
                 ("input", _shape(summary["input_shape"])), ("output", _shape(summary["output_shape"])),
+                ("FLOPs", f"{summary['flops']:,}"),
+                ("RF", "the whole input" if rf.whole else f"{max(rf.size)} px, stride {max(rf.jump)}"),
                 ("ops", f"{summary['ops']:,}"), ("modules", f"{summary['modules']:,}")]
         for key, value in rows:
             print(f"  {key:<11} {value}")
+    return EXIT_OK
+
+
+def cmd_summary(args) -> int:
+    from .analysis.summary import summary_dict, summary_table
+    from .compiler import compile_spec
+
+    compiled = compile_spec(args.spec, args.model, _parse_set(args.set or []),
+                            allow_outside_imports=args.allow_outside_imports)
+    for w in compiled.warnings:
+        print(w.render(), file=sys.stderr)
+    if args.depth < 1:
+        raise SystemExit(_usage_error("--depth must be 1 or more"))
+    if args.json:
+        print(json.dumps(summary_dict(compiled, args.depth)))
+    else:
+        print(summary_table(compiled, args.depth))
     return EXIT_OK
 
 
@@ -129,11 +152,20 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--dump-ir", action="store_true", help="print the graph IR, one node per line")
     b.set_defaults(run=cmd_build)
 
+    s = sub.add_parser("summary", parents=[common], help="layer table: shapes, parameters, FLOPs, receptive "
+                                                           "fields (no torch needed)")
+    s.add_argument("spec", help="an .arch file")
+    s.add_argument("--json", action="store_true", help="print the table as JSON")
+    s.add_argument("--depth", type=int, default=4, help="scope depth of the rows (default 4: blocks)")
+    s.add_argument("--set", action="append", metavar="NAME=VALUE", help="rebind a family parameter")
+    s.set_defaults(run=cmd_summary)
+
     c = sub.add_parser("check", parents=[common], help="parse and check specs (no torch needed)")
     c.add_argument("specs", nargs="+", help=".arch files")
     c.add_argument("--strict", action="store_true", help="treat warnings as errors")
     c.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     c.set_defaults(run=cmd_check)
+    add_fmt_parser(sub)
     return parser
 
 

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .analysis.expect import check_expectations
+from .analysis.cost import Totals, totals
 from .analysis.params import count_params
+from .analysis.receptive_field import RF, final_feature_node, receptive_fields
 from .analysis.shapes import check_shapes
 from .elaborate import Elaborator, Expectation, Limits
 from .errors import Diagnostic
@@ -23,6 +26,16 @@ class CompiledSpec:
     expects: list[Expectation]
     params: int
     warnings: list[Diagnostic] = field(default_factory=list)
+    rf: dict[int, RF] = field(default_factory=dict)  # receptive field of every node
+
+    @cached_property
+    def totals(self) -> Totals:
+        return totals(self.graph)
+
+    @property
+    def final_rf(self) -> RF:
+        """The receptive field of the last spatial feature map before global pooling."""
+        return self.rf[final_feature_node(self.graph)]
 
     @property
     def name(self) -> str:
@@ -60,5 +73,6 @@ def compile_spec(spec: str | Path, model: str | None = None, overrides: dict[str
     graph.lint()
     check_shapes(graph)
     compiled = CompiledSpec(graph, program, elab.expects, count_params(graph), elab.warnings)
+    compiled.rf = receptive_fields(graph, compiled.warnings)
     check_expectations(compiled)
     return compiled

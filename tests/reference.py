@@ -51,7 +51,14 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> None:
             t.copy_(torch.rand(t.shape, generator=g) * 0.5 + 0.75)
         elif name.endswith("running_mean"):
             t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-        elif t.ndim <= 1 or "layer_scale" in name or "attention_biases" in name:
+        elif "attention_biases" in name:
+            # std 1: a bias table read in the wrong order must change the logits visibly
+            t.copy_(torch.randn(t.shape, generator=g))
+        elif t.ndim >= 2:
+            # fan-in scaled, not the 0.02-std init, which leaves LeViT's tokens nearly equal
+            # so that attention (and a wrong q/k or bias mapping) barely matters
+            t.copy_(torch.randn(t.shape, generator=g) / t[0].numel() ** 0.5)
+        elif t.ndim <= 1 or "layer_scale" in name:
             # norm weights stay near 1 so deep nets keep a stable scale; biases near 0
             base = 1.0 if name.endswith("weight") and "norm" in name else 0.0
             t.copy_(base + torch.randn(t.shape, generator=g) * 0.1)

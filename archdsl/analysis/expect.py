@@ -18,6 +18,11 @@ def _subjects(compiled: "CompiledSpec"):
         "params": lambda: compiled.params,
         "output": lambda: compiled.output_shape,
         "input": lambda: compiled.input_shape,
+        "flops": lambda: compiled.totals.flops,
+        "macs": lambda: compiled.totals.macs,
+        "rf": lambda: max(compiled.final_rf.size),
+        "stride": lambda: max(compiled.final_rf.jump),
+        "memory": lambda: compiled.totals.peak_activation_bytes,
     }
 
 

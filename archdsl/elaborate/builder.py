@@ -23,6 +23,17 @@ from .expressions import BUILTINS, Env, evaluate
 from .values import BlockRef, FamilyRef, OpRef, ScaleRule, ShapeView, describe
 
 
+# Attributes every torch.nn.Module has; a scope named like one could not be a submodule.
+MODULE_ATTRIBUTES = frozenset({
+    "training", "forward", "train", "eval", "to", "cuda", "cpu", "type", "float", "double", "half", "bfloat16",
+    "apply", "modules", "parameters", "buffers", "children", "state_dict", "load_state_dict", "zero_grad",
+    "register_buffer", "register_parameter", "register_module", "add_module", "get_submodule", "get_parameter",
+    "get_buffer", "requires_grad_", "share_memory", "extra_repr", "named_modules", "named_parameters",
+    "named_buffers", "named_children", "dump_patches", "call_super_init", "compile", "ipu", "xpu", "mtia",
+    "to_empty", "archdsl_info", "archdsl_graph",
+})
+
+
 @dataclass(frozen=True)
 class Limits:
     """Resource limits checked while elaborating, before anything is allocated."""
@@ -52,6 +63,7 @@ class Elaborator:
         self._block_stack: list[str] = []
         self._items: dict[str, int] = defaultdict(int)  # next index of each numbered container
         self._constants: dict[str, Any] = {}
+        self._evaluating: list[str] = []  # constants being evaluated, to catch cycles
         self._params = 0
 
     # ------------------------------------------------------------------ entry
@@ -120,7 +132,14 @@ class Elaborator:
         if name in self.program.constants:
             if name not in self._constants:
                 decl = self.program.constants[name]
-                self._constants[name] = evaluate(decl.value, Env(fallback=self._global), self._known)
+                if name in self._evaluating:
+                    chain = " -> ".join(self._evaluating[self._evaluating.index(name):] + [name])
+                    raise ArchNameError(f"constant '{name}' is defined in terms of itself ({chain})", decl.span)
+                self._evaluating.append(name)
+                try:
+                    self._constants[name] = evaluate(decl.value, Env(fallback=self._global), self._known)
+                finally:
+                    self._evaluating.pop()
             return self._constants[name]
         if name in self.program.blocks:
             return BlockRef(self.program.blocks[name])
@@ -152,6 +171,9 @@ class Elaborator:
         return name
 
     def _alias(self, scope: str, alias: str, span: Span) -> str:
+        if alias in MODULE_ATTRIBUTES or alias.startswith("_"):
+            raise ArchNameError(f"'{alias}' cannot name a layer: the emitted torch module uses that name", span,
+                                f"choose another name, e.g. '{alias.strip('_')}_'")
         if alias in self._used[scope]:
             raise ArchNameError(f"the name '{alias}' is already used in this scope", span,
                                 "give each element of a scope its own name")
@@ -186,7 +208,7 @@ class Elaborator:
             self.warnings.append(Diagnostic(message, span, hint, list(self._use_sites)))
         if len(self.graph) >= self.limits.max_nodes:
             raise ArchLimitError(f"the model has more than {self.limits.max_nodes:,} ops", span,
-                                 "check repetition counts; raise the limit with --max-nodes if this is intended")
+                                 "check repetition counts; the limit is archdsl.elaborate.Limits.max_nodes")
         for dims in op.params(attrs, ins).values():
             n = 1
             for d in dims:
@@ -194,7 +216,7 @@ class Elaborator:
             self._params += n
         if self._params > self.limits.max_params:
             raise ArchLimitError(f"the model has more than {self.limits.max_params:,} parameters", span,
-                                 "check channel counts; raise the limit if this is intended")
+                                 "check channel counts; the limit is archdsl.elaborate.Limits.max_params")
         return self.graph.add(op_name, attrs, inputs, self._join(scope, name), span, shape)
 
     def _shape(self, x: int) -> Shape:
@@ -281,6 +303,8 @@ class Elaborator:
                 raise ArchTypeError(f"divisible_by needs a positive whole number, got {describe(divisor)}",
                                     rule.divisor.span)
             minimum = evaluate(rule.minimum, env, self._known) if rule.minimum is not None else None
+            if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, int) or minimum <= 0):
+                raise ArchTypeError(f"min needs a positive whole number, got {describe(minimum)}", rule.minimum.span)
             return ScaleRule(rule.name, "width", float(factor), divisor, minimum)
         if rule.rounding not in ("ceil", "floor", "round"):
             raise ArchNameError(f"unknown rounding '{rule.rounding}'", rule.span, "use ceil, floor or round")
@@ -332,6 +356,12 @@ class Elaborator:
             raise ArchLimitError(f"repeat count {count:,} is over the limit of {self.limits.max_repeat:,}",
                                  rep.count.span)
         single = len(stmt.elements) == 1 and isinstance(stmt.elements[0], ast.CallEl)
+        if not single:
+            for el in stmt.elements:
+                if isinstance(el, ast.CallEl) and el.alias is not None:
+                    raise ArchTypeError(f"'as {el.alias}' in a repeated chain: each repeat numbers its elements",
+                                        el.span, "repeat a block instead, and name the repeats: "
+                                        "`b(...) as layers x n`")
         if rep.first is not None and not single:
             raise ArchTypeError("first(...) applies to a single repeated call", rep.span,
                                 "repeat one block: `block(...) x n first(stride = 2)`")

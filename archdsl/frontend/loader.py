@@ -29,7 +29,7 @@ class Program:
     constants: dict[str, ast.Assign] = field(default_factory=dict)
     root_models: list[str] = field(default_factory=list)  # models declared in the root file itself
     files: list[str] = field(default_factory=list)
-    paths: dict[str, Path] = field(default_factory=dict)  # declaration name -> the file declaring it
+    family_files: dict[str, Path] = field(default_factory=dict)  # family name -> the file declaring it
 
     def declared(self, name: str):
         for table in (self.blocks, self.families, self.models, self.constants):
@@ -55,6 +55,8 @@ def read_spec_text(path: Path, span: Span | None = None) -> str:
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise ArchSyntaxError("spec file contains a NUL byte (is it a binary file?)", Span(file, line, 1))
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark, as some editors write
+        data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -117,11 +119,11 @@ class Loader:
                 raise ArchNameError(f"'{name}' is declared twice (first in {owners[kind, name]})", decl.span,
                                     "rename one of them")
             owners[kind, name] = module.file
-            program.paths[name] = key
             if isinstance(decl, ast.BlockDecl):
                 program.blocks[name] = decl
             elif isinstance(decl, ast.FamilyDecl):
                 program.families[name] = decl
+                program.family_files[name] = key
             elif isinstance(decl, ast.ModelDecl):
                 program.models[name] = decl
                 if root:

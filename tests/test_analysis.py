@@ -1,0 +1,157 @@
+"""Static analyses against what the emitted module does: FLOPs, receptive fields, memory."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import archdsl
+from archdsl.analysis.receptive_field import final_feature_node
+from archdsl.compiler import compile_spec
+from archdsl.errors import ArchShapeError
+from conftest import ROOT, SPECS
+
+# GFLOPs at native resolution, batch 1, FlopCounterMode convention, of the reference
+# implementations (shared/reference/models.md, measured 2026-11-22).
+REFERENCE_GFLOPS = {
+    "resnet18": 3.628, "resnet50": 8.178, "convnext_tiny": 8.911, "mobilenet_v2": 0.602,
+    "levit_128s": 0.609, "mobilevit_s": 4.002,
+}
+
+
+def _sdpa_cpu_flops(q, k, v, *args, out_shape=None, **kwargs):
+    # the stock counter has no formula for the CPU kernel: 2·B·H·N·M·d for q kᵀ, 2·B·H·N·M·dv for a·v
+    b, h, n, d = q
+    m, dv = v[-2], v[-1]
+    return 2 * b * h * n * m * d + 2 * b * h * n * m * dv
+
+
+def measured_flops(module, input_shape) -> int:
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter, torch.no_grad():
+        module.eval()(torch.randn(1, *input_shape))
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+def test_static_flops_equal_the_flop_counter_and_the_reference(spec):
+    compiled = compile_spec(spec)
+    module = archdsl.build(compiled)
+    assert compiled.totals.flops == measured_flops(module, compiled.input_shape)
+    assert compiled.totals.params == sum(p.numel() for p in module.parameters())
+    if spec.stem in REFERENCE_GFLOPS:
+        assert round(compiled.totals.flops / 1e9, 3) == REFERENCE_GFLOPS[spec.stem]
+
+
+# Convolutional specs, narrowed (the receptive field depends on kernels, strides and
+# padding, not on widths) and run at a resolution where the centre output's field fits.
+CONV_RF_CASES = {
+    "resnet18": dict(overrides=dict(widths=[8, 8, 8, 8], stem_width=8, resolution=480)),
+    "resnet50": dict(overrides=dict(widths=[16, 16, 16, 16], stem_width=8, resolution=448)),
+    "mobilenet_v2": dict(overrides=dict(width=0.25, resolution=576)),
+    "convnext_tiny": dict(overrides=dict(dims=[4, 4, 4, 4], resolution=1728)),
+}
+
+
+def _positive_weights(module):
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, t in module.state_dict().items():
+            if not t.is_floating_point():
+                continue
+            if name.endswith("running_mean"):
+                t.zero_()
+            elif name.endswith("running_var"):
+                t.fill_(1.0)
+            else:  # small and positive: nothing cancels, nothing saturates (relu6)
+                fan_in = max(1, t[0].numel()) if t.ndim > 1 else 1
+                t.copy_((torch.rand(t.shape, generator=g, dtype=t.dtype) * 0.5 + 0.5) / fan_in)
+
+
+def _truncated_at_final_features(compiled):
+    """The emitted module of the graph cut after the final feature map (before global pooling)."""
+    import copy
+
+    import networkx as nx
+
+    from archdsl.emit.torch_module import emit_module
+
+    graph = copy.deepcopy(compiled.graph)
+    final = final_feature_node(graph)
+    keep = nx.ancestors(graph.nx, final) | {final}
+    graph.nx.remove_nodes_from([n for n in list(graph.nx.nodes) if n not in keep])
+    graph.output = final
+    return emit_module(graph)
+
+
+def _gradient_extent(compiled, monkeypatch):
+    # gradients of a max pool reach only each window's maximum; an average pool has the
+    # same geometry and reaches every pixel of the window
+    monkeypatch.setattr(F, "max_pool2d", lambda x, k, s, p, ceil_mode=False: F.avg_pool2d(x, k, s, p, ceil_mode))
+    module = _truncated_at_final_features(compiled).double().eval()
+    _positive_weights(module)
+    x = (torch.rand(1, *compiled.input_shape, dtype=torch.float64) * 1e-3 + 1e-4).requires_grad_()
+    fmap = module(x)
+    if fmap.ndim == 3:  # tokens [B, N, C]: take the middle token
+        pick, pos = fmap[0, fmap.shape[1] // 2], None
+    else:
+        i, j = fmap.shape[2] // 2, fmap.shape[3] // 2
+        pick, pos = fmap[0, :, i, j], (i, j)
+    weights = torch.rand(pick.shape, generator=torch.Generator().manual_seed(1), dtype=pick.dtype) + 0.5
+    (pick * weights).sum().backward()
+    nz = (x.grad[0].abs().sum(0) > 0).nonzero()
+    return pos, (nz[:, 0].min().item(), nz[:, 0].max().item(), nz[:, 1].min().item(), nz[:, 1].max().item())
+
+
+@pytest.mark.parametrize("name", sorted(CONV_RF_CASES))
+def test_static_rf_equals_the_empirical_rf(name, monkeypatch):
+    compiled = compile_spec(ROOT / "specs" / f"{name}.arch", overrides=CONV_RF_CASES[name]["overrides"])
+    rf = compiled.final_rf
+    assert not rf.whole
+    (i, j), (r0, r1, c0, c1) = _gradient_extent(compiled, monkeypatch)
+    half = (rf.size[0] - 1) / 2
+    centre = (rf.start[0] + i * rf.jump[0], rf.start[1] + j * rf.jump[1])
+    h, w = compiled.input_shape[1:]
+    assert centre[0] - half >= 0 and centre[0] + half <= h - 1, "resolution too small: the field is clipped"
+    import math
+    want = (math.ceil(centre[0] - half), math.floor(centre[0] + half),
+            math.ceil(centre[1] - half), math.floor(centre[1] + half))
+    assert (r0, r1, c0, c1) == want
+
+
+@pytest.mark.parametrize("name", ["levit_128s", "mobilevit_s"])
+def test_attention_specs_see_the_whole_input(name, monkeypatch):
+    compiled = compile_spec(ROOT / "specs" / f"{name}.arch")
+    assert compiled.final_rf.whole
+    _, (r0, r1, c0, c1) = _gradient_extent(compiled, monkeypatch)
+    h, w = compiled.input_shape[1:]
+    assert (r0, r1, c0, c1) == (0, h - 1, 0, w - 1)
+
+
+def test_misaligned_shortcut_is_a_warning_at_the_merge():
+    compiled = compile_spec(ROOT / "examples" / "misaligned_shortcut.arch")
+    (w,) = compiled.warnings
+    assert "misaligned" in w.message and "differ by 0.5 input pixels" in w.message
+    assert (w.span.line, w.span.col) == (7, 3)
+
+
+def test_branches_with_different_strides_are_an_error():
+    # both branches end at 16x16 with 8 channels, but one steps 2 input pixels per output
+    # and the other 4 (a stride-4 conv padded back up to 16x16)
+    src = """
+    model m {
+      input [8, 32, 32]
+      merge add { { conv(8, k=3, s=2) } { conv(8, k=1, s=4) -> conv(8, k=1, p=4) } }
+    }
+    """
+    with pytest.raises(ArchShapeError, match="step differently: effective strides 2 and 4"):
+        compile_spec(src)
+
+
+def test_expect_on_analyses():
+    src = 'import "families/resnet.arch"\nmodel r = resnet(depths=[2, 2, 2, 2], block=basic, widths=[64, 128, 256, 512]) {\n' \
+          '  expect flops == 3_628_146_688\n  expect rf >= 224\n  expect flops < 4G\n  expect memory < 10M\n}'
+    compile_spec(src)
+    with pytest.raises(Exception, match="rf is 435, not > 500"):
+        compile_spec(src.replace("expect rf >= 224", "expect rf > 500"))
