@@ -399,7 +399,7 @@ class Elaborator:
         if isinstance(el, ast.Merge):
             return self._merge(el, env, scope, x)
         if isinstance(el, ast.Gate):
-            g = self._body(el.body, env, scope, x, collapse=False)
+            g = self._body(el.body, env.child(in_shape=ShapeView(self._shape(x))), scope, x, collapse=False)
             return self._node("mul", OPS["mul"].attrs(), [x, g], scope, self._fresh(scope, "mul", True), el.span)
         raise TypeError(f"unknown element {type(el).__name__}")
 
@@ -469,7 +469,8 @@ class Elaborator:
 
     # -------------------------------------------------------------- combinators
     def _residual(self, el: ast.Residual, env: Env, scope: str, x: int) -> int:
-        out = self._body(el.body, env, scope, x, collapse=False)
+        # the branch's `in` is the residual's input; its assignments stay inside it
+        out = self._body(el.body, env.child(in_shape=ShapeView(self._shape(x))), scope, x, collapse=False)
         connect = el.when is None or self._truth(el.when, env)
         if not connect:
             return out
