@@ -32,8 +32,31 @@ def hf_model(name: str, seed: int = 0) -> torch.nn.Module:
     config = getattr(transformers, config_cls)(num_labels=1000, **kwargs)
     model = getattr(transformers, model_cls)(config)
     randomize(model, seed)
+    calibrate(model, (3, 256, 256) if name.startswith("mobilevit") else (3, 224, 224), seed)
     model.train()  # HF LeViT caches gathered attention biases in eval; train() clears the cache
     return model.eval()
+
+
+@torch.no_grad()
+def calibrate(model: torch.nn.Module, input_shape: tuple[int, ...], seed: int = 0) -> None:
+    """BatchNorm running statistics as training leaves them: measured on a batch of random
+    images (so activations stay well scaled and depend on the input, as in a trained net),
+    then perturbed so that they are not exactly the batch's."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    g = torch.Generator().manual_seed(seed + 2)
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 1.0  # running stats := this batch's
+    model.train()
+    model(torch.randn(8, *input_shape, generator=g))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+        std = m.running_var.sqrt()
+        m.running_mean += 0.1 * std * torch.randn(m.running_mean.shape, generator=g)
+        m.running_var *= torch.rand(m.running_var.shape, generator=g) * 0.5 + 0.75
+    model.eval()
 
 
 @torch.no_grad()
