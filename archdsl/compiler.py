@@ -12,7 +12,7 @@ from .analysis.params import count_params
 from .analysis.receptive_field import RF, final_feature_node, receptive_fields
 from .analysis.shapes import check_shapes
 from .elaborate import Elaborator, Expectation, Limits
-from .errors import Diagnostic
+from .errors import ArchLimitError, Diagnostic
 from .frontend.loader import Loader, Program
 from .ir.graph import Graph
 
@@ -53,7 +53,12 @@ class CompiledSpec:
 def is_spec_path(spec: str | Path) -> bool:
     if isinstance(spec, Path):
         return True
-    return "\n" not in spec and "{" not in spec and (spec.endswith(".arch") or Path(spec).is_file())
+    if "\n" in spec or "{" in spec:
+        return False
+    try:
+        return spec.endswith(".arch") or Path(spec).is_file()
+    except OSError:  # text too long to be a file name
+        return False
 
 
 def load_program(spec: str | Path, allow_outside_imports: bool = False) -> Program:
@@ -69,7 +74,11 @@ def compile_spec(spec: str | Path, model: str | None = None, overrides: dict[str
     """Parse, elaborate and check a spec; raises `ArchDSLError` at the spec's position."""
     program = load_program(spec, allow_outside_imports)
     elab = Elaborator(program, limits)
-    graph = elab.elaborate(model, overrides)
+    try:
+        graph = elab.elaborate(model, overrides)
+    except RecursionError:  # the limits should stop this first; never a traceback either way
+        raise ArchLimitError("the spec nests too deeply to elaborate", None,
+                             "reduce the nesting of blocks, sections and expressions") from None
     graph.lint()
     check_shapes(graph)
     compiled = CompiledSpec(graph, program, elab.expects, count_params(graph), elab.warnings)

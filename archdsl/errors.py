@@ -19,6 +19,10 @@ def remember_source(file: str, text: str) -> None:
     _SOURCE_TEXTS[file] = text
 
 
+def source_known(file: str) -> bool:
+    return file in _SOURCE_TEXTS
+
+
 def source_line(file: str, line: int) -> str | None:
     text = _SOURCE_TEXTS.get(file)
     if text is None or line < 1:
@@ -61,6 +65,7 @@ class ArchDSLError(Exception):
         self.span = span
         self.hint = hint
         self.trace: list[Span] = []  # use sites, outermost (the user's spec) first
+        self.related: list[ArchDSLError] = []  # further independent errors found in the same pass
 
     def at(self, span: Span | None) -> "ArchDSLError":
         """Attach a position if the error has none yet; returns self for `raise e.at(...)`."""
@@ -79,7 +84,12 @@ class ArchDSLError(Exception):
         return f"{where}{self.message}"
 
     def render(self, severity: str = "error") -> str:
-        return render_diagnostic(severity, self.message, self.span, self.hint, self.trace)
+        """This error, then any related ones (several syntax errors of one file), as compilers print them."""
+        parts = [render_diagnostic(severity, self.message, self.span, self.hint, self.trace)]
+        parts += [e.render(severity) for e in self.related]
+        if self.related:
+            parts.append(f"{1 + len(self.related)} errors")
+        return "\n".join(parts)
 
 
 class ArchSyntaxError(ArchDSLError):
@@ -135,12 +145,17 @@ def render_diagnostic(severity: str, message: str, span: Span | None, hint: str 
         out.append(f"{use}: note: in a use from here")
         out.extend(_quote(use))
     head = f"{span}: " if span else ""
-    out.append(f"{head}{severity}: {message}")
+    out.append(f"{head}{severity}: {_clip(message)}")
     if span is not None:
         out.extend(_quote(span))
     if hint:
-        out.append(f"hint: {hint}")
+        out.append(f"hint: {_clip(hint)}")
     return "\n".join(out)
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    """Messages quote spec text and values; a 100 kB name is shown by its ends."""
+    return text if len(text) <= limit else text[: limit - 60] + " ... " + text[-55:]
 
 
 def _quote(span: Span) -> list[str]:

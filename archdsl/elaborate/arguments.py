@@ -1,6 +1,7 @@
 """Binding call arguments: block and family parameters, and op attributes (via pydantic)."""
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 from pydantic import ValidationError
@@ -68,7 +69,13 @@ def build_attrs(op: Op, pos: list[Any], kw: dict[str, tuple[Any, Span]], span: S
         data[name] = value
         spans[name] = kspan
     for name, value in data.items():
-        if not isinstance(value, (bool, int, float, str, list)):
+        accepts = _accepted_types(op.attrs.model_fields[name].annotation)
+        wrong = not isinstance(value, (bool, int, float, str, list))
+        # pydantic would quietly read "64" as 64 and true as 1: a spec means what it says
+        wrong = wrong or isinstance(value, str) and str not in accepts
+        wrong = wrong or isinstance(value, bool) and bool not in accepts
+        wrong = wrong or accepts == {bool} and not isinstance(value, bool)
+        if wrong:
             raise ArchTypeError(f"{op.name}: '{name}' expects {_MEANING.get(name, 'a value')}, got {describe(value)}",
                                 spans[name])
     try:
@@ -77,6 +84,28 @@ def build_attrs(op: Op, pos: list[Any], kw: dict[str, tuple[Any, Span]], span: S
         err = e.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""
         raise _attr_error(op, field, data.get(field), err, spans.get(field, span)) from None
+
+
+def _accepted_types(annotation) -> set[type]:
+    """The plain Python types an attribute annotation admits (Literal values count by type)."""
+    out: set[type] = set()
+    stack = [annotation]
+    while stack:
+        t = stack.pop()
+        origin = typing.get_origin(t)
+        if origin is typing.Literal:
+            out |= {type(v) for v in typing.get_args(t)}
+        elif origin is typing.Annotated:
+            stack.append(typing.get_args(t)[0])
+        elif origin is not None:  # Union, Optional, tuple[...]: look inside; tuples take lists
+            if origin in (tuple, list):
+                out.add(list)
+            stack.extend(typing.get_args(t))
+        elif isinstance(t, type):
+            out.add(t)
+            if t is float:
+                out.add(int)
+    return out
 
 
 def _attr_error(op: Op, field: str, value: Any, err: dict, span: Span) -> ArchTypeError:

@@ -40,6 +40,8 @@ class Limits:
 
     max_nodes: int = 50_000
     max_repeat: int = 10_000
+    max_iterations: int = 1_000_000  # loop iterations in all, with or without ops
+    max_activation_elems: int = 2**31  # of any one feature map (batch 1): 8 GiB in fp32
     max_block_depth: int = 48
     max_params: int = 20_000_000_000
 
@@ -64,6 +66,7 @@ class Elaborator:
         self._items: dict[str, int] = defaultdict(int)  # next index of each numbered container
         self._constants: dict[str, Any] = {}
         self._evaluating: list[str] = []  # constants being evaluated, to catch cycles
+        self._iterations_done = 0
         self._params = 0
 
     # ------------------------------------------------------------------ entry
@@ -204,6 +207,10 @@ class Elaborator:
             shape = op.infer(attrs, ins)
         except ArchDSLError as e:
             raise e.at(span)
+        if shape.numel > self.limits.max_activation_elems:
+            raise ArchLimitError(f"this op's output {shape.describe()} has {shape.numel:,} elements, over the "
+                                 f"limit of {self.limits.max_activation_elems:,} for one feature map", span,
+                                 "check the input resolution and channel counts")
         for message, hint in op.lint(attrs, ins):
             self.warnings.append(Diagnostic(message, span, hint, list(self._use_sites)))
         if len(self.graph) >= self.limits.max_nodes:
@@ -320,6 +327,10 @@ class Elaborator:
                                 "use range(n) to loop n times")
         unpack = len(names) > 1 and all(isinstance(it, list) and len(it) == len(names) for it in items)
         for i, item in enumerate(items):
+            self._iterations_done += 1
+            if self._iterations_done > self.limits.max_iterations:
+                raise ArchLimitError(f"loops run more than {self.limits.max_iterations:,} iterations in all",
+                                     iterable.span, "check loop bounds; nested loops multiply")
             if len(names) == 1:
                 yield {names[0]: item}
             elif unpack:

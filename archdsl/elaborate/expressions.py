@@ -123,6 +123,7 @@ class Env:
 
 
 _MISSING = object()
+_resolving: list[str] = []  # global names being resolved through `Env.fallback`, outermost first
 
 
 def evaluate(e: ast.Expr, env: Env, known_names: Callable[[], set[str]] = lambda: set()) -> Any:
@@ -134,7 +135,15 @@ def evaluate(e: ast.Expr, env: Env, known_names: Callable[[], set[str]] = lambda
         found, value = env.lookup_local(e.id)
         if found:
             return value
-        value = env.fallback(e.id) if env.fallback else _MISSING
+        if e.id in _resolving:  # a constant defined through itself: `n = n + 1`
+            cycle = " -> ".join(_resolving[_resolving.index(e.id):] + [e.id])
+            raise ArchNameError(f"'{e.id}' is defined in terms of itself ({cycle})", e.span,
+                                "a constant cannot refer to itself, directly or through others")
+        _resolving.append(e.id)
+        try:
+            value = env.fallback(e.id) if env.fallback else _MISSING
+        finally:
+            _resolving.pop()
         if value is not _MISSING and value is not None:
             return value
         raise ArchNameError(f"unknown name '{e.id}'", e.span,
@@ -259,6 +268,18 @@ def _binop(e: ast.BinOp, a, b):
     return r
 
 
+def _checked(r, e: ast.Expr):
+    """A builtin's result, refused where it leaves the language's number range."""
+    if isinstance(r, bool):
+        return r
+    if isinstance(r, complex) or isinstance(r, float) and not math.isfinite(r) \
+            or isinstance(r, (int, float)) and abs(r) > MAX_INT:
+        raise ArchLimitError("number too large", e.span, "numbers in a spec stay below 10^15")
+    if isinstance(r, list) and len(r) > MAX_LIST:
+        raise ArchLimitError(f"list of {len(r):,} items is over the limit of {MAX_LIST:,}", e.span)
+    return r
+
+
 def _call(e: ast.CallExpr, env: Env, known_names) -> Any:
     fn = evaluate(e.func, env, known_names)
     args = [evaluate(a, env, known_names) for a in e.args.positional]
@@ -270,10 +291,15 @@ def _call(e: ast.CallExpr, env: Env, known_names) -> Any:
         return fn(args[0])
     if isinstance(fn, Builtin):
         try:
-            return fn.fn(*args, **kwargs)
+            result = fn.fn(*args, **kwargs)
         except TypeError:
             raise ArchTypeError(f"wrong arguments for {fn.name}: {fn.doc}", e.span) from None
+        except (ValueError, ZeroDivisionError):  # sqrt(-1), round(x, 10**9), ...
+            raise ArchTypeError(f"{fn.name} is undefined for these arguments", e.span, fn.doc) from None
+        except OverflowError:
+            raise ArchLimitError(f"{fn.name}: number too large", e.span, "numbers in a spec stay below 10^15") from None
         except (ArchTypeError, ArchLimitError) as err:
             raise err.at(e.span)
+        return _checked(result, e)
     raise ArchTypeError(f"{describe(fn)} cannot be called in an expression", e.func.span,
                         "blocks and ops are used in chains (`a -> b`), not in arithmetic")

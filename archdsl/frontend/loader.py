@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ArchImportError, ArchNameError, ArchSyntaxError, Span
+from ..errors import ArchImportError, ArchNameError, ArchSyntaxError, Span, remember_source, source_known
 from . import ast
 from .parser import parse
 
@@ -104,8 +104,7 @@ class Loader:
                 seen.add(target)
                 sub = self._parsed.get(target)
                 if sub is None:
-                    display = _display_path(target)
-                    sub = parse(read_spec_text(target, decl.span), display)
+                    sub = _parse_cached(target, decl.span)
                     self._parsed[target] = sub
                 try:
                     self._add(program, sub, target, tree_root, owners, seen, chain + [target], root=False)
@@ -150,6 +149,27 @@ class Loader:
             return std
         raise ArchImportError(f"cannot find '{raw}' next to {_display_path(folder)} or in the standard library",
                               decl.span, _std_hint(raw))
+
+
+_PARSE_CACHE: dict[tuple[Path, int, int], ast.Module] = {}
+
+
+def _parse_cached(path: Path, span: Span) -> ast.Module:
+    """Parse an imported file once per process while it is unchanged (`archdsl check
+    specs/*.arch` parses the standard library once, not once per spec)."""
+    try:
+        st = path.stat()
+    except OSError:
+        st = None
+    key = (path, st.st_mtime_ns, st.st_size) if st else None
+    if key is not None and key in _PARSE_CACHE:
+        module = _PARSE_CACHE[key]
+        remember_source(module.file, read_spec_text(path, span)) if not source_known(module.file) else None
+        return module
+    module = parse(read_spec_text(path, span), _display_path(path))
+    if key is not None:
+        _PARSE_CACHE[key] = module
+    return module
 
 
 def _is_within(path: Path, folder: Path) -> bool:
