@@ -139,3 +139,8 @@ def test_mutated_specs_that_parse(text):
     except ArchDSLError:
         return
     check_formatting(text)
+
+
+def test_shipped_files_are_in_canonical_form(capsys):
+    files = sorted((ROOT / "specs").glob("*.arch")) + sorted((ROOT / "archdsl" / "stdlib").rglob("*.arch"))
+    assert main(["fmt", "--check", *map(str, files)]) == 0, capsys.readouterr().out
