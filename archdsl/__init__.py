@@ -5,12 +5,13 @@
     archdsl.import_weights(model, hf_model.state_dict(), source="hf")
 
 The front end (`compile_spec`, `archdsl check`) needs no torch; `build` and
-`import_weights` import it when called.
+`import_weights` import it when called. `optimize(module)` returns an inference module
+(passes over the graph IR, weights folded); `emit_fx(...)` a torch.fx GraphModule.
 """
-from .api import build
+from .api import build, emit_fx, optimize
 from .compiler import CompiledSpec, compile_spec
 from .errors import ArchDSLError
 from .weights import import_weights
 
 __version__ = "0.1.0"
-__all__ = ["build", "compile_spec", "CompiledSpec", "import_weights", "ArchDSLError", "__version__"]
+__all__ = ["build", "optimize", "emit_fx", "compile_spec", "CompiledSpec", "import_weights", "ArchDSLError", "__version__"]

@@ -82,9 +82,14 @@ def cmd_build(args) -> int:
         print("archdsl: error: `build` emits PyTorch and needs torch (pip install torch); "
               "`archdsl check` works without it", file=sys.stderr)
         return EXIT_SPEC_ERROR
-    from .api import build
+    from .api import build, emit_fx, optimize
 
     module = build(compiled, device="meta")  # shapes and counts only; no memory for weights
+    if args.optimize:
+        module = optimize(module)
+    if args.fx:
+        print(emit_fx(module).code.strip())
+        return EXIT_OK
     params = sum(p.numel() for p in module.parameters())
     rf = compiled.final_rf
     summary = {
@@ -96,9 +101,11 @@ def cmd_build(args) -> int:
         "output_shape": compiled.output_shape,
         "flops": compiled.totals.flops,
         "receptive_field": rf.as_dict(),
-        "ops": len(compiled.graph),
+        "ops": len(getattr(module, "archdsl_graph", compiled.graph)),
         "modules": sum(1 for _ in module.modules()),
     }
+    if args.optimize:
+        summary["passes"] = {name: len(rewrites) for name, rewrites in module.archdsl_passes.items()}
     if args.json:
         print(json.dumps(summary))
     else:
@@ -108,6 +115,8 @@ def cmd_build(args) -> int:
                 ("FLOPs", f"{summary['flops']:,}"),
                 ("RF", "the whole input" if rf.whole else f"{max(rf.size)} px, stride {max(rf.jump)}"),
                 ("ops", f"{summary['ops']:,}"), ("modules", f"{summary['modules']:,}")]
+        if args.optimize:
+            rows.append(("passes", ", ".join(f"{k} x{v}" for k, v in summary["passes"].items() if v) or "none"))
         for key, value in rows:
             print(f"  {key:<11} {value}")
     return EXIT_OK
@@ -150,6 +159,9 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="rebind a family parameter (a spec expression: 10, 0.5, [2, 2, 2, 2])")
     b.add_argument("--dump-ir", action="store_true", help="print the graph IR, one node per line")
+    b.add_argument("--optimize", action="store_true",
+                   help="run the inference passes (fold batch norms and layer scales, fuse, drop no-ops)")
+    b.add_argument("--fx", action="store_true", help="print the code of the torch.fx GraphModule")
     b.set_defaults(run=cmd_build)
 
     s = sub.add_parser("summary", parents=[common], help="layer table: shapes, parameters, FLOPs, receptive "

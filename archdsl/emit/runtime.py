@@ -28,6 +28,40 @@ class PaddedConv2d(nn.Conv2d):
         return super().forward(F.pad(x, self.pads))
 
 
+_INPLACE_ACT = {
+    "relu": lambda x: F.relu_(x),
+    "relu6": lambda x: F.hardtanh_(x, 0.0, 6.0),
+    "hardswish": lambda x: F.hardswish(x, inplace=True),
+    "hardsigmoid": lambda x: F.hardsigmoid(x, inplace=True),
+    "silu": lambda x: F.silu(x, inplace=True),
+    "gelu": F.gelu,  # no in-place form
+    "sigmoid": lambda x: x.sigmoid_(),
+    "tanh": lambda x: x.tanh_(),
+}
+
+
+class ConvAct2d(nn.Conv2d):
+    """A conv and the activation of its output, applied in place (the conv's output is a
+    fresh tensor no one else sees), with optional asymmetric zero padding as PaddedConv2d.
+    Same tensors, same state_dict names as nn.Conv2d."""
+
+    def __init__(self, *args, act: str, pads: tuple[int, int, int, int], **kwargs):
+        top, bottom, left, right = pads
+        symmetric = top == bottom and left == right
+        super().__init__(*args, padding=(top, left) if symmetric else 0, **kwargs)
+        self.pads = None if symmetric else (left, right, top, bottom)
+        self.act = act
+        self._act = _INPLACE_ACT[act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pads is not None:
+            x = F.pad(x, self.pads)
+        return self._act(self._conv_forward(x, self.weight, self.bias))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", act={self.act}"
+
+
 class ChannelLinear(nn.Linear):
     """nn.Linear over the channels of a [B, C, H, W] map (ConvNeXt's pointwise MLP)."""
 
@@ -84,14 +118,24 @@ class LevitAttention(nn.Module):
     """
 
     def __init__(self, key_dim: int, heads: int, attn_ratio: int, stride: int,
-                 q_grid: tuple[int, int], k_grid: tuple[int, int]):
+                 q_grid: tuple[int, int], k_grid: tuple[int, int], gathered: bool = False):
         super().__init__()
         self.key_dim, self.heads, self.value_dim = key_dim, heads, attn_ratio * key_dim
         self.scale = key_dim ** -0.5
+        self.gathered = gathered
         offsets, idxs = levit_bias_offsets(q_grid, k_grid, stride)
+        if gathered:
+            # inference form: the [heads, Nq, Nk] bias, gathered once (see passes.levit)
+            self.attention_bias = nn.Parameter(torch.zeros(heads, len(idxs), len(idxs[0])))
+            return
         self.attention_biases = nn.Parameter(torch.zeros(heads, len(offsets)))
         # rebuilt from the grids, so not part of the state_dict (as in timm and HF)
         self.register_buffer("attention_bias_idxs", torch.tensor(idxs, dtype=torch.long), persistent=False)
+
+    def bias(self) -> torch.Tensor:
+        if self.gathered:
+            return self.attention_bias
+        return self.attention_biases[:, self.attention_bias_idxs]
 
     def forward(self, x: torch.Tensor, kv: torch.Tensor | None = None) -> torch.Tensor:
         b = x.shape[0]
@@ -101,7 +145,7 @@ class LevitAttention(nn.Module):
             k, v = kv.view(b, kv.shape[1], self.heads, -1).split([self.key_dim, self.value_dim], 3)
             q = x.view(b, x.shape[1], self.heads, self.key_dim)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        attn = (q @ k.transpose(-2, -1)) * self.scale + self.attention_biases[:, self.attention_bias_idxs]
+        attn = (q @ k.transpose(-2, -1)) * self.scale + self.bias()
         out = attn.softmax(dim=-1) @ v
         return out.transpose(1, 2).reshape(b, q.shape[2], self.heads * self.value_dim)
 
@@ -144,6 +188,40 @@ def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * mask / keep
 
 
-__all__ = ["PaddedConv2d", "ChannelLinear", "ChannelLayerNorm", "TokenBatchNorm", "LayerScale",
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> tokens [B, H*W, C]."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def to_grid(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Tokens [B, H*W, C] -> [B, C, H, W]."""
+    return x.transpose(1, 2).unflatten(2, (h, w))
+
+
+def subsample_tokens(x: torch.Tensor, h: int, w: int, stride: int) -> torch.Tensor:
+    """Every stride-th token of an h x w token grid, in both directions."""
+    return x.unflatten(1, (h, w))[:, ::stride, ::stride].flatten(1, 2)
+
+
+def mean_of(*xs: torch.Tensor) -> torch.Tensor:
+    """The elementwise mean of branches."""
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out / len(xs)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth as a module (the FX emitter's form: it follows `self.training`)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.p, self.training)
+
+
+__all__ = ["ConvAct2d", "to_tokens", "to_grid", "subsample_tokens", "mean_of", "DropPath", "PaddedConv2d", "ChannelLinear", "ChannelLayerNorm", "TokenBatchNorm", "LayerScale",
            "GlobalResponseNorm", "LevitAttention", "multi_head_attention", "unfold_patches", "fold_patches",
            "drop_path", "math"]

@@ -27,6 +27,7 @@ class ArchModule(nn.Module):
     """The root of an emitted model; `archdsl_info` says what spec it came from."""
 
     archdsl_info: dict
+    archdsl_graph: Graph  # the IR the module was emitted from
 
 
 class Scope(nn.Module):
@@ -59,6 +60,13 @@ class _Emitter:
         self.regions = self._regions()
         self.callable = {r: self._interface(r) for r in self.regions}
         self._classes: dict[str, type] = {}
+        self._lowered: dict = {}
+
+    def _lower(self, nid: int):
+        """Each node is lowered once (its module built once, holding the node's tensors)."""
+        if nid not in self._lowered:
+            self._lowered[nid] = lower(self.graph.node(nid), self.graph.in_shapes(nid))
+        return self._lowered[nid]
 
     def _regions(self) -> list[str]:
         """Every scope that holds nodes, parents first, in order of first appearance."""
@@ -93,7 +101,7 @@ class _Emitter:
                 if path not in modules:
                     modules[path] = self._region_module(path)
                     modules[".".join(parts[: i - 1])].add_module(parts[i - 1], modules[path])
-            lowering = lower(node, self.graph.in_shapes(nid))
+            lowering = self._lower(nid)
             if lowering.module is not None:
                 modules[node.parent_scope].add_module(node.name, lowering.module)
         return root
@@ -138,9 +146,11 @@ class _Emitter:
                     lines.append(f"    t{s_out} = {_ref('self', rel[:k])}({var[s_in]})")
                 continue
             args = [var[i] for i in g.inputs(nid)]
-            code = lower(node, g.in_shapes(nid)).code.format(*args, m=_ref("self", rel))
+            code = self._lower(nid).code.format(*args, m=_ref("self", rel))
             var[nid] = f"t{nid}"
             lines.append(f"    t{nid} = {code}")
+        if region == "" and self.graph.meta.get("memory_format") == "channels_last":
+            lines.insert(0, "    x = x.contiguous(memory_format=torch.channels_last)")
         lines.append(f"    return {var[out]}")
         return "def forward(self, x):\n" + "\n".join(lines) + "\n"
 
@@ -156,9 +166,14 @@ def _make_class(name: str, base: type, src: str, filename: str) -> type:
 
 
 def emit_module(graph: Graph, info: dict | None = None) -> ArchModule:
-    """Build the nn.Module for a checked graph (parameters initialised by torch's defaults)."""
+    """Build the nn.Module for a checked graph: parameters initialised by torch's defaults, or
+    the nodes' own `meta["tensors"]` where the graph carries them (see `archdsl.passes`).
+    The graph is kept as `module.archdsl_graph` (what `archdsl.optimize` and `emit_fx` start from)."""
     module = _Emitter(graph).build()
+    if graph.meta.get("memory_format") == "channels_last":
+        module.to(memory_format=torch.channels_last)
     module.archdsl_info = dict(info or {}, model=graph.name, family=graph.family)
+    module.archdsl_graph = graph
     return module
 
 

@@ -40,6 +40,13 @@ def _conv(n: Node, ins: list[Shape]) -> Lowering:
     return Lowering(rt.PaddedConv2d(pads=a.pads, **common), "{m}({0})")
 
 
+def _conv_act(n: Node, ins: list[Shape]) -> Lowering:
+    a = n.attrs
+    module = rt.ConvAct2d(in_channels=ins[0].c, out_channels=a.out, kernel_size=a.k, stride=a.s, dilation=a.d,
+                          groups=a.g, bias=a.bias, act=a.act, pads=a.pads)
+    return Lowering(module, "{m}({0})")
+
+
 def _bn(n: Node, ins: list[Shape]) -> Lowering:
     c, layout = ins[0].c, ins[0].layout
     cls = {"grid": nn.BatchNorm2d, "vector": nn.BatchNorm1d}.get(layout, rt.TokenBatchNorm)
@@ -77,12 +84,14 @@ def _concat(n: Node, ins: list[Shape]) -> Lowering:
 def _levit_attention(n: Node, ins: list[Shape]) -> Lowering:
     a = n.attrs
     q = ins[0]
-    module = rt.LevitAttention(a.key_dim, a.heads, a.attn_ratio, a.stride, (q.h, q.w), a.resolution)
+    module = rt.LevitAttention(a.key_dim, a.heads, a.attn_ratio, a.stride, (q.h, q.w), a.resolution,
+                               gathered=n.op == "levit_attention_gathered")
     return Lowering(module, "{m}(" + ", ".join(f"{{{i}}}" for i in range(len(ins))) + ")")
 
 
 LOWERINGS: dict[str, Callable[[Node, list[Shape]], Lowering]] = {
     "conv": _conv,
+    "conv_act": _conv_act,
     "bn": _bn,
     "layernorm": _layernorm,
     "linear": _linear,
@@ -105,6 +114,7 @@ LOWERINGS: dict[str, Callable[[Node, list[Shape]], Lowering]] = {
     "fold": lambda n, ins: Lowering(
         None, f"fold_patches({{0}}, {n.attrs.patch[0]}, {n.attrs.patch[1]}, {n.shape.h}, {n.shape.w})"),
     "levit_attention": _levit_attention,
+    "levit_attention_gathered": _levit_attention,
     "sdpa": lambda n, ins: Lowering(None, f"multi_head_attention({{0}}, {{1}}, {{2}}, {n.attrs.heads})"),
     **{name: (lambda code: lambda n, ins: Lowering(None, code))(code) for name, code in _ACTIVATION_CODE.items()},
 }
@@ -117,4 +127,18 @@ CODE_GLOBALS = {
 
 
 def lower(node: Node, ins: list[Shape]) -> Lowering:
-    return LOWERINGS[node.op](node, ins)
+    """The lowering of a node; its module holds the node's `meta["tensors"]` when it carries them."""
+    lowering = LOWERINGS[node.op](node, ins)
+    tensors = node.meta.get("tensors")
+    if lowering.module is not None and tensors is not None:
+        load_tensors(lowering.module, tensors, node.scope)
+    return lowering
+
+
+def load_tensors(module: nn.Module, tensors: dict, scope: str = "") -> None:
+    """Put a node's tensors into its module as they are (dtype and device included), every
+    state_dict entry accounted for."""
+    want = set(module.state_dict())
+    if set(tensors) != want:
+        raise ValueError(f"{scope}: node carries tensors {sorted(tensors)} but its module has {sorted(want)}")
+    module.load_state_dict(tensors, strict=True, assign=True)

@@ -2,8 +2,12 @@
 
 A `Node` is closed: an op name from the registry, its validated attributes, the scope
 name it is emitted under (`stages.2.blocks.0.conv2`), the spec span that produced it,
-and `meta` for analysis results (documented keys: `shape`). Edits go through the
-`Graph` methods, which keep the use-def structure right by themselves.
+and `meta` for analysis results (documented keys: `shape`; `tensors`, a dict of
+parameter/buffer name -> tensor attached by `archdsl.passes.attach_weights`, keyed like
+the node's module at its scope). Edits go through the `Graph` methods, which keep the
+use-def structure right by themselves. The graph itself carries `meta` too (e.g.
+`memory_format`, set by the channels-last pass). Nothing here imports torch: tensors are
+opaque values in `meta`.
 """
 from __future__ import annotations
 
@@ -52,6 +56,7 @@ class Graph:
         self.output: int | None = None
         self.scopes: dict[str, str] = {}  # scope path -> kind (block name, "section", "branch", ...)
         self.family: str | None = None  # the family the model instantiates, for weight mappings
+        self.meta: dict[str, Any] = {}  # whole-graph facts for emitters (e.g. "memory_format")
 
     # construction ---------------------------------------------------------
     def add(self, op: str, attrs: Attrs, inputs: list[int], scope: str, span: Span | None,
@@ -87,7 +92,47 @@ class Graph:
     def in_shapes(self, nid: int) -> list[Shape]:
         return [self.node(i).shape for i in self.inputs(nid)]
 
+    def copy(self) -> "Graph":
+        """An independent copy: same ids, nodes copied with their own `meta` dicts (the values,
+        e.g. tensors, are shared until a pass replaces them)."""
+        new = Graph(self.name)
+        new.nx = self.nx.copy()
+        for nid in new.nx.nodes:
+            node = self.node(nid)
+            new.nx.nodes[nid]["node"] = node.model_copy(update={"meta": dict(node.meta)})
+        new._next_id, new.input, new.output = self._next_id, self.input, self.output
+        new.scopes, new.family, new.meta = dict(self.scopes), self.family, dict(self.meta)
+        return new
+
+    def single_user(self, nid: int) -> int | None:
+        """The one node that uses `nid` (once), or None when it has several uses or is the output."""
+        edges = list(self.nx.out_edges(nid))
+        if len(edges) != 1 or nid == self.output:
+            return None
+        return edges[0][1]
+
     # edits ----------------------------------------------------------------
+    def replace_node(self, old: int, op: str | None = None, attrs: Attrs | None = None, *,
+                     inputs: list[int] | None = None, meta: dict[str, Any] | None = None,
+                     shape: Shape | None = None) -> int:
+        """A new node in place of `old`: same scope and span (it stands for the same spec text),
+        old's op/attrs/inputs/meta unless given; every use of `old` moves to it and `old` is erased."""
+        node = self.node(old)
+        new_meta = dict(node.meta if meta is None else meta)
+        nid = self.add(op or node.op, attrs if attrs is not None else node.attrs,
+                       self.inputs(old) if inputs is None else inputs, node.scope, node.span,
+                       shape or new_meta.get("shape", node.shape))
+        self.node(nid).meta.update({k: v for k, v in new_meta.items() if k != "shape"})
+        self.replace_all_uses_with(old, nid)
+        self.erase(old)
+        return nid
+
+    def bypass(self, nid: int, arg: int = 0) -> None:
+        """Remove a node whose value equals its `arg`-th input: its users read that input instead."""
+        src = self.inputs(nid)[arg]
+        self.replace_all_uses_with(nid, src)
+        self.erase(nid)
+
     def replace_all_uses_with(self, old: int, new: int) -> None:
         for _, dst, key in list(self.nx.out_edges(old, keys=True)):
             self.nx.remove_edge(old, dst, key=key)

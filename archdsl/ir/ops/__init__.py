@@ -1,9 +1,9 @@
 """The op registry: every primitive the language offers, in one explicit list."""
 from __future__ import annotations
 
-from .attention import LevitAttention, ScaledDotProductAttention
+from .attention import LevitAttention, LevitAttentionGathered, ScaledDotProductAttention
 from .base import Attrs, Op, OpRegistry
-from .conv import AvgPool, Conv, MaxPool
+from .conv import AvgPool, Conv, ConvAct, MaxPool
 from .elementwise import ACTIVATIONS, Dropout, DropPath
 from .linear import Flatten, LayerScale, Linear
 from .merge import Add, Concat, Mean, Mul
@@ -23,10 +23,11 @@ OPS = OpRegistry([
     *[cls() for cls in ACTIVATIONS], Dropout(), DropPath(), Linear(), LayerScale(), Flatten(),
     Add(), Mean(), Mul(), Concat(), ToTokens(), ToGrid(), Subsample(), Unfold(), Fold(),
     LevitAttention(), ScaledDotProductAttention(),
+    ConvAct(), LevitAttentionGathered(),  # internal: made by the inference passes
 ])
 
 # Ops that join branches (usable after `merge`), and those a spec may not call directly.
 MERGE_OPS = {"add", "mean", "mul", "concat", "levit_attention", "sdpa"}
-INTERNAL_OPS = {"input"}
+INTERNAL_OPS = {"input", "conv_act", "levit_attention_gathered"}
 
 __all__ = ["OPS", "MERGE_OPS", "INTERNAL_OPS", "Op", "Attrs"]

@@ -117,3 +117,14 @@ class ScaledDotProductAttention(Op):
         if k.n != v.n or k.layout != v.layout:
             raise ArchShapeError(f"key has {k.n} tokens but value has {v.n}", hint="keys and values come in pairs")
         return q.with_c(v.c)
+
+
+class LevitAttentionGathered(LevitAttention):
+    """LeViT attention whose bias is already gathered into its [heads, Nq, Nk] form (made by
+    the inference passes from `levit_attention`: the gather runs once, not per forward)."""
+
+    name = "levit_attention_gathered"
+    doc = "levit_attention with its bias table pre-gathered to [heads, Nq, Nk] (internal, inference)"
+
+    def params(self, a, ins):
+        return {"attention_bias": (a.heads, ins[0].n, ins[-1].n)}

@@ -106,6 +106,22 @@ class Conv(Op):
         return specs
 
 
+FUSABLE_ACTIVATIONS = ("relu", "relu6", "hardswish", "silu", "gelu", "hardsigmoid", "sigmoid", "tanh")
+
+
+class ConvActAttrs(ConvAttrs):
+    act: Literal[FUSABLE_ACTIVATIONS]  # type: ignore[valid-type]
+
+
+class ConvAct(Conv):
+    """A conv followed by an activation on its output, as one node (made by the inference
+    passes, not written in specs): same tensors as the conv, same shape."""
+
+    name = "conv_act"
+    attrs = ConvActAttrs
+    doc = "conv then an elementwise activation (internal: made by archdsl.passes.fuse_conv_act)"
+
+
 class PoolAttrs(Attrs):
     k: Pair | None = None
     s: Pair | None = None

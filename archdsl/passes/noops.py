@@ -1,0 +1,22 @@
+"""Remove the nodes that compute nothing at inference: identity, dropout, drop_path."""
+from __future__ import annotations
+
+from ..ir.graph import Graph
+from .manager import PassResult
+
+INFERENCE_NOOPS = ("identity", "dropout", "drop_path")
+
+
+def remove_inference_noops(graph: Graph) -> PassResult:
+    """Bypass identity, dropout and drop_path nodes: their users read the node's input.
+
+    Exact at inference (eval mode): dropout and drop_path are the identity when not
+    training, and identity always is. The optimized module is for inference only.
+    """
+    g = graph.copy()
+    rewrites = []
+    for node in list(g):
+        if node.op in INFERENCE_NOOPS:
+            g.bypass(node.id)
+            rewrites.append(f"{node.scope} removed")
+    return PassResult(g, rewrites)
