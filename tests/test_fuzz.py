@@ -154,7 +154,7 @@ def valid_specs(draw):
     res = draw(st.sampled_from([16, 32]))
     c = draw(st.sampled_from([3, 4]))
     h = res
-    lines = [f"model rnd {{", f"  input [{c}, {res}, {res}]"]
+    lines = ["model rnd {", f"  input [{c}, {res}, {res}]"]
 
     def stride():
         nonlocal h

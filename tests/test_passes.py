@@ -194,7 +194,7 @@ _TOKEN_LAYERS = st.sampled_from([
 @st.composite
 def architectures(draw):
     c = draw(st.sampled_from([4, 8]))
-    lines = ["model random {", f"  input [3, 8, 8]", f"  conv({c}, k=3) -> bn"]
+    lines = ["model random {", "  input [3, 8, 8]", f"  conv({c}, k=3) -> bn"]
     for layer in draw(st.lists(_GRID_LAYERS, min_size=1, max_size=4)):
         lines.append("  " + layer.format(c=c))
     d = draw(st.sampled_from([4, 6]))

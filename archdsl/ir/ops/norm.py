@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pydantic import PositiveFloat
 
-from ...errors import ArchShapeError
 from .base import Attrs, Op
 
 
