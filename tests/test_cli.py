@@ -54,3 +54,13 @@ def test_exit_codes():
     assert archdsl("check", "no/such/file.arch").returncode == 1
     r = archdsl("build", "specs/resnet18.arch", "--set", "clases=10")
     assert r.returncode == 1 and "did you mean 'classes'?" in r.stderr
+
+
+def test_summary_without_importing_torch():
+    code = ("import sys, json; from archdsl.cli import main; rc = main(['summary', '--json', *sys.argv[1:]]); "
+            "assert 'torch' not in sys.modules, 'summary imported torch'; sys.exit(rc)")
+    r = archdsl("specs/levit_128s.arch", code=code)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["flops"] == 609_321_664 and summary["receptive_field"]["whole"]
+    assert {"layer", "output", "params", "flops", "rf_size", "rf_stride"} <= set(summary["layers"][0])
