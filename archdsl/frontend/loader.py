@@ -31,11 +31,6 @@ class Program:
     files: list[str] = field(default_factory=list)
     family_files: dict[str, Path] = field(default_factory=dict)  # family name -> the file declaring it
 
-    def declared(self, name: str):
-        for table in (self.blocks, self.families, self.models, self.constants):
-            if name in table:
-                return table[name]
-        return None
 
 
 def read_spec_text(path: Path, span: Span | None = None) -> str:
