@@ -32,7 +32,6 @@ class Program:
     family_files: dict[str, Path] = field(default_factory=dict)  # family name -> the file declaring it
 
 
-
 def read_spec_text(path: Path, span: Span | None = None) -> str:
     """Read a spec as UTF-8 text, refusing binary, oversized and undecodable files clearly."""
     try:
