@@ -158,7 +158,8 @@ def _parse_cached(path: Path, span: Span) -> ast.Module:
     key = (path, st.st_mtime_ns, st.st_size) if st else None
     if key is not None and key in _PARSE_CACHE:
         module = _PARSE_CACHE[key]
-        remember_source(module.file, read_spec_text(path, span)) if not source_known(module.file) else None
+        if not source_known(module.file):  # diagnostics quote lines from the remembered text
+            remember_source(module.file, read_spec_text(path, span))
         return module
     module = parse(read_spec_text(path, span), _display_path(path))
     if key is not None:

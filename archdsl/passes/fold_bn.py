@@ -11,6 +11,7 @@ import torch
 
 from ..ir.graph import Graph
 from .manager import PassResult
+from .weights import scale_out_channels, sole_producer
 
 PRODUCERS = ("conv", "linear")
 
@@ -39,18 +40,16 @@ def fold_bn_into_producer(graph: Graph) -> PassResult:
     for bn in list(g):
         if bn.op != "bn" or "tensors" not in bn.meta:
             continue
-        src = g.inputs(bn.id)[0]
-        prod = g.node(src)
-        if prod.op not in PRODUCERS or "tensors" not in prod.meta or g.single_user(src) != bn.id:
+        prod = sole_producer(g, bn.id, PRODUCERS)
+        if prod is None:
             continue
         s, t = _affine(bn.meta["tensors"], bn.attrs.eps)
         w = prod.meta["tensors"]["weight"]
         b = prod.meta["tensors"].get("bias")
-        shape = (-1,) + (1,) * (w.ndim - 1)
-        new_w = (w.double() * s.view(shape)).to(w.dtype)
+        new_w = scale_out_channels(w, s).to(w.dtype)
         new_b = ((b.double() if b is not None else 0) * s + t).to(w.dtype)
         meta = dict(prod.meta, tensors={"weight": new_w, "bias": new_b})
-        nid = g.replace_node(src, attrs=_with_bias(prod.attrs), meta=meta)
+        nid = g.replace_node(prod.id, attrs=_with_bias(prod.attrs), meta=meta)
         g.bypass(bn.id)
         rewrites.append(f"{bn.scope} -> {g.node(nid).scope}")
     return PassResult(g, rewrites)

@@ -5,6 +5,7 @@ import torch
 
 from ..ir.graph import Graph
 from .manager import PassResult
+from .weights import scale_out_channels, sole_producer
 
 
 @torch.no_grad()
@@ -21,17 +22,16 @@ def fold_layer_scale(graph: Graph) -> PassResult:
     for ls in list(g):
         if ls.op != "layer_scale" or "tensors" not in ls.meta:
             continue
-        src = g.inputs(ls.id)[0]
-        prod = g.node(src)
-        if prod.op not in ("linear", "conv") or "tensors" not in prod.meta or g.single_user(src) != ls.id:
+        prod = sole_producer(g, ls.id, ("linear", "conv"))
+        if prod is None:
             continue
         gamma = ls.meta["tensors"]["gamma"].double()
         tensors = dict(prod.meta["tensors"])
         w = tensors["weight"]
-        tensors["weight"] = (w.double() * gamma.view((-1,) + (1,) * (w.ndim - 1))).to(w.dtype)
+        tensors["weight"] = scale_out_channels(w, gamma).to(w.dtype)
         if "bias" in tensors:
             tensors["bias"] = (tensors["bias"].double() * gamma).to(w.dtype)
-        nid = g.replace_node(src, meta=dict(prod.meta, tensors=tensors))
+        nid = g.replace_node(prod.id, meta=dict(prod.meta, tensors=tensors))
         g.bypass(ls.id)
         rewrites.append(f"{ls.scope} -> {g.node(nid).scope}")
     return PassResult(g, rewrites)

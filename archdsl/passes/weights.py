@@ -39,3 +39,18 @@ def attach_weights(graph: Graph, module: torch.nn.Module, clone: bool = True) ->
 
 def tensors_of(graph: Graph, nid: int) -> dict | None:
     return graph.node(nid).meta.get("tensors")
+
+
+def sole_producer(graph: Graph, nid: int, ops: tuple[str, ...]):
+    """The node feeding `nid` when it is one of `ops`, carries tensors, and has `nid` as its only
+    user (so its own output is not needed once folded); else None. The match of every fold."""
+    src = graph.inputs(nid)[0]
+    prod = graph.node(src)
+    if prod.op in ops and "tensors" in prod.meta and graph.single_user(src) == nid:
+        return prod
+    return None
+
+
+def scale_out_channels(weight: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """`weight` (conv or linear, output channels first) times a per-output-channel factor, in float64."""
+    return weight.double() * scale.view((-1,) + (1,) * (weight.ndim - 1))
