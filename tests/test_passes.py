@@ -64,7 +64,7 @@ def test_optimize_leaves_the_module_and_its_graph_alone():
 def test_pipeline_is_one_list_of_checked_passes():
     assert [p.__name__ for p in PIPELINE] == ["remove_inference_noops", "fold_bn_into_producer",
                                               "fold_bn_into_consumer", "fold_layer_scale", "gather_levit_bias",
-                                              "fuse_conv_act", "channels_last"]
+                                              "linear_to_conv1x1", "fuse_conv_add", "fuse_conv_act", "fuse_linear_act", "channels_last"]
     for p in PIPELINE:
         assert "Exact" in p.__doc__, f"{p.__name__} must state its exactness condition"
 

@@ -39,7 +39,7 @@ class RF:
 
 
 # ops through which each output pixel sees exactly its own input pixel
-_POINTWISE = {"bn", "layernorm", "linear", "layer_scale", "dropout", "drop_path", "identity", "tokens", "grid",
+_POINTWISE = {"bn", "layernorm", "linear", "linear_act", "layer_scale", "dropout", "drop_path", "identity", "tokens", "grid",
               "relu", "relu6", "gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh"}
 _GLOBAL = {"levit_attention", "sdpa", "grn"}
 _MERGES = {"add", "mean", "mul", "concat"}
@@ -84,6 +84,9 @@ def receptive_fields(graph: Graph, warnings: list[Diagnostic] | None = None) -> 
             rf = RF((1, 1), (1, 1), (0.0, 0.0))
         elif op in ("conv", "conv_act"):
             rf = _window(ins[0], a.k, a.s, a.d, (a.pads[0], a.pads[2]))
+        elif op == "conv_add":  # the conv's window, merged with the residual
+            conv_rf = _window(ins[0], a.k, a.s, a.d, (a.pads[0], a.pads[2]))
+            rf = _merge(graph, node, [conv_rf, ins[1]], image, warnings, [node.shape, node.shape])
         elif op in ("maxpool", "avgpool"):
             src = graph.in_shapes(node.id)[0]
             if a.k is None or src.layout == "tokens":  # global: one output sees every position
@@ -113,8 +116,8 @@ def receptive_fields(graph: Graph, warnings: list[Diagnostic] | None = None) -> 
     return rfs
 
 
-def _merge(graph: Graph, node, ins: list[RF], image, warnings) -> RF:
-    shapes = graph.in_shapes(node.id)
+def _merge(graph: Graph, node, ins: list[RF], image, warnings, shapes=None) -> RF:
+    shapes = shapes or graph.in_shapes(node.id)
     local = [(r, s) for r, s in zip(ins, shapes) if not r.whole and s.layout != "vector" and (s.h, s.w) != (1, 1)]
     if len(local) < len(ins):  # a global branch (an SE gate, attention) makes the merge global
         return _whole(image)

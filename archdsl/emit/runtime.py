@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ir.ops.attention import levit_bias_offsets
+from . import onednn
 
 
 class PaddedConv2d(nn.Conv2d):
@@ -40,23 +41,66 @@ _INPLACE_ACT = {
 }
 
 
-class ConvAct2d(nn.Conv2d):
-    """A conv and the activation of its output, applied in place (the conv's output is a
-    fresh tensor no one else sees), with optional asymmetric zero padding as PaddedConv2d.
-    Same tensors, same state_dict names as nn.Conv2d."""
+class _FusedConv2d(nn.Conv2d):
+    """An nn.Conv2d (same tensors, same state_dict names) whose output gets elementwise work
+    fused onto it, with optional asymmetric zero padding as PaddedConv2d. On CPU in float32
+    this is one oneDNN kernel with the work as a post-op (`onednn`); elsewhere the aten conv,
+    then the work in place on its fresh output."""
 
-    def __init__(self, *args, act: str, pads: tuple[int, int, int, int], **kwargs):
+    def __init__(self, *args, act: str | None, pads: tuple[int, int, int, int], **kwargs):
         top, bottom, left, right = pads
         symmetric = top == bottom and left == right
         super().__init__(*args, padding=(top, left) if symmetric else 0, **kwargs)
         self.pads = None if symmetric else (left, right, top, bottom)
         self.act = act
+        self._act = _INPLACE_ACT[act] if act else None
+
+    def _fused(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+        if self.pads is not None:
+            x = F.pad(x, self.pads)
+        if onednn.applies(x, self.weight):
+            return onednn.conv(self, x, self.act, residual)
+        y = self._conv_forward(x, self.weight, self.bias)
+        if residual is not None:
+            y = y + residual
+        return self._act(y) if self._act else y
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", act={self.act}"
+
+
+class ConvAct2d(_FusedConv2d):
+    """A conv and the activation of its output (IR op `conv_act`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fused(x, None)
+
+
+class ConvAdd2d(_FusedConv2d):
+    """A conv, plus a residual of its output's shape, then an optional activation (IR op
+    `conv_add`: ResNet's last conv of a block with the shortcut sum and the ReLU)."""
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self._fused(x, residual)
+
+
+class LinearAct(nn.Linear):
+    """A linear and the activation of its output (IR op `linear_act`), over the last dim, or
+    over the channels of a [B, C, H, W] map when `grid`; one oneDNN kernel on CPU in float32."""
+
+    def __init__(self, *args, act: str, grid: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.act, self.grid = act, grid
         self._act = _INPLACE_ACT[act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pads is not None:
-            x = F.pad(x, self.pads)
-        return self._act(self._conv_forward(x, self.weight, self.bias))
+        if self.grid:
+            x = x.permute(0, 2, 3, 1)
+        if self.act in onednn.LINEAR_POST_OPS and onednn.applies(x, self.weight):
+            y = onednn.linear(x, self.weight, self.bias, self.act)
+        else:
+            y = self._act(F.linear(x, self.weight, self.bias))
+        return y.permute(0, 3, 1, 2) if self.grid else y
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", act={self.act}"
@@ -222,6 +266,6 @@ class DropPath(nn.Module):
         return drop_path(x, self.p, self.training)
 
 
-__all__ = ["ConvAct2d", "to_tokens", "to_grid", "subsample_tokens", "mean_of", "DropPath", "PaddedConv2d", "ChannelLinear", "ChannelLayerNorm", "TokenBatchNorm", "LayerScale",
+__all__ = ["ConvAct2d", "ConvAdd2d", "LinearAct", "to_tokens", "to_grid", "subsample_tokens", "mean_of", "DropPath", "PaddedConv2d", "ChannelLinear", "ChannelLayerNorm", "TokenBatchNorm", "LayerScale",
            "GlobalResponseNorm", "LevitAttention", "multi_head_attention", "unfold_patches", "fold_patches",
            "drop_path", "math"]

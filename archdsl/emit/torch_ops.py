@@ -40,11 +40,13 @@ def _conv(n: Node, ins: list[Shape]) -> Lowering:
     return Lowering(rt.PaddedConv2d(pads=a.pads, **common), "{m}({0})")
 
 
-def _conv_act(n: Node, ins: list[Shape]) -> Lowering:
-    a = n.attrs
-    module = rt.ConvAct2d(in_channels=ins[0].c, out_channels=a.out, kernel_size=a.k, stride=a.s, dilation=a.d,
-                          groups=a.g, bias=a.bias, act=a.act, pads=a.pads)
-    return Lowering(module, "{m}({0})")
+def _fused_conv(cls: type, code: str) -> Callable[[Node, list[Shape]], Lowering]:
+    def lower(n: Node, ins: list[Shape]) -> Lowering:
+        a = n.attrs
+        module = cls(in_channels=ins[0].c, out_channels=a.out, kernel_size=a.k, stride=a.s, dilation=a.d,
+                     groups=a.g, bias=a.bias, act=a.act, pads=a.pads)
+        return Lowering(module, code)
+    return lower
 
 
 def _bn(n: Node, ins: list[Shape]) -> Lowering:
@@ -61,6 +63,11 @@ def _layernorm(n: Node, ins: list[Shape]) -> Lowering:
 def _linear(n: Node, ins: list[Shape]) -> Lowering:
     cls = rt.ChannelLinear if ins[0].layout == "grid" else nn.Linear
     return Lowering(cls(ins[0].c, n.attrs.out, bias=n.attrs.bias), "{m}({0})")
+
+
+def _linear_act(n: Node, ins: list[Shape]) -> Lowering:
+    module = rt.LinearAct(ins[0].c, n.attrs.out, bias=n.attrs.bias, act=n.attrs.act, grid=ins[0].layout == "grid")
+    return Lowering(module, "{m}({0})")
 
 
 def _pool(kind: str) -> Callable[[Node, list[Shape]], Lowering]:
@@ -91,10 +98,12 @@ def _levit_attention(n: Node, ins: list[Shape]) -> Lowering:
 
 LOWERINGS: dict[str, Callable[[Node, list[Shape]], Lowering]] = {
     "conv": _conv,
-    "conv_act": _conv_act,
+    "conv_act": _fused_conv(rt.ConvAct2d, "{m}({0})"),
+    "conv_add": _fused_conv(rt.ConvAdd2d, "{m}({0}, {1})"),
     "bn": _bn,
     "layernorm": _layernorm,
     "linear": _linear,
+    "linear_act": _linear_act,
     "grn": lambda n, ins: Lowering(rt.GlobalResponseNorm(ins[0].c, n.attrs.eps), "{m}({0})"),
     "layer_scale": lambda n, ins: Lowering(rt.LayerScale(ins[0].c, n.attrs.init, ins[0].layout == "grid"), "{m}({0})"),
     "maxpool": _pool("max"),

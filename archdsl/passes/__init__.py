@@ -9,23 +9,31 @@ node (`node.meta["tensors"]`), and `emit_module` of such a graph builds a module
 from __future__ import annotations
 
 from .fold_bn import fold_bn_into_consumer, fold_bn_into_producer
-from .fuse_act import fuse_conv_act
+from .fuse_act import fuse_conv_act, fuse_linear_act
+from .fuse_add import fuse_conv_add
 from .layer_scale import fold_layer_scale
 from .levit import gather_levit_bias
 from .manager import Pass, PassError, PassResult, run_passes
 from .memory_format import channels_last
 from .noops import remove_inference_noops
+from .pointwise_conv import linear_to_conv1x1
 from .weights import attach_weights
 
 # The inference pipeline, in order. Folding runs before fusion (a bn between a conv and its
-# activation must be gone first); the memory format is decided last, on the final graph.
+# activation must be gone first); per-pixel linears become 1x1 convs before the fusions that
+# then apply to them; the residual sum is fused before the activations (a conv
+# whose only user is a sum keeps its activation-free form for it); the memory format is
+# decided last, on the final graph.
 PIPELINE: list[Pass] = [
     remove_inference_noops,
     fold_bn_into_producer,
     fold_bn_into_consumer,
     fold_layer_scale,
     gather_levit_bias,
+    linear_to_conv1x1,
+    fuse_conv_add,
     fuse_conv_act,
+    fuse_linear_act,
     channels_last,
 ]
 
@@ -50,5 +58,6 @@ def optimize(module, passes: list[Pass] | None = None):
 
 
 __all__ = ["PIPELINE", "Pass", "PassError", "PassResult", "attach_weights", "channels_last",
-           "fold_bn_into_consumer", "fold_bn_into_producer", "fold_layer_scale", "fuse_conv_act",
-           "gather_levit_bias", "optimize", "remove_inference_noops", "run_passes"]
+           "fold_bn_into_consumer", "fold_bn_into_producer", "fold_layer_scale", "fuse_conv_act", "fuse_conv_add",
+           "fuse_linear_act",
+           "gather_levit_bias", "linear_to_conv1x1", "optimize", "remove_inference_noops", "run_passes"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..ir.graph import Graph
 from .manager import PassResult
 
-CONV_OPS = ("conv", "conv_act")
+CONV_OPS = ("conv", "conv_act", "conv_add")
 
 
 def channels_last(graph: Graph, min_conv_fraction: float = 0.5) -> PassResult:
@@ -19,7 +19,7 @@ def channels_last(graph: Graph, min_conv_fraction: float = 0.5) -> PassResult:
     """
     g = graph.copy()
     convs = sum(1 for n in g if n.op in CONV_OPS)
-    grid_linears = sum(1 for n in g if n.op == "linear" and g.in_shapes(n.id)[0].layout == "grid")
+    grid_linears = sum(1 for n in g if n.op in ("linear", "linear_act") and g.in_shapes(n.id)[0].layout == "grid")
     token_ops = sum(1 for n in g if n.op in ("tokens", "unfold"))
     if convs == 0 or token_ops or convs / (convs + grid_linears) < min_conv_fraction:
         return PassResult(g)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from .attention import LevitAttention, LevitAttentionGathered, ScaledDotProductAttention
 from .base import Attrs, Op, OpRegistry
-from .conv import AvgPool, Conv, ConvAct, MaxPool
+from .conv import AvgPool, Conv, ConvAct, ConvAdd, MaxPool
 from .elementwise import ACTIVATIONS, Dropout, DropPath
-from .linear import Flatten, LayerScale, Linear
+from .linear import Flatten, LayerScale, Linear, LinearAct
 from .merge import Add, Concat, Mean, Mul
 from .norm import BatchNorm, GlobalResponseNorm, LayerNorm
 from .tokens import Fold, Subsample, ToGrid, ToTokens, Unfold
@@ -23,11 +23,11 @@ OPS = OpRegistry([
     *[cls() for cls in ACTIVATIONS], Dropout(), DropPath(), Linear(), LayerScale(), Flatten(),
     Add(), Mean(), Mul(), Concat(), ToTokens(), ToGrid(), Subsample(), Unfold(), Fold(),
     LevitAttention(), ScaledDotProductAttention(),
-    ConvAct(), LevitAttentionGathered(),  # internal: made by the inference passes
+    ConvAct(), ConvAdd(), LinearAct(), LevitAttentionGathered(),  # internal: made by the inference passes
 ])
 
 # Ops that join branches (usable after `merge`), and those a spec may not call directly.
 MERGE_OPS = {"add", "mean", "mul", "concat", "levit_attention", "sdpa"}
-INTERNAL_OPS = {"input", "conv_act", "levit_attention_gathered"}
+INTERNAL_OPS = {"input", "conv_act", "conv_add", "linear_act", "levit_attention_gathered"}
 
 __all__ = ["OPS", "MERGE_OPS", "INTERNAL_OPS", "Op", "Attrs"]

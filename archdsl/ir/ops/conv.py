@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
-from typing import Literal, Union
+from typing import Literal, Optional, Union
 
 from pydantic import NonNegativeInt, PositiveInt, field_validator
 
 from ...errors import ArchShapeError
 from ..shape import Shape
 from .base import Attrs, NonNegPair, Op, Pair
+from .elementwise import FUSABLE_ACTIVATIONS
 
 Padding4 = tuple[NonNegativeInt, NonNegativeInt, NonNegativeInt, NonNegativeInt]
 
@@ -106,9 +107,6 @@ class Conv(Op):
         return specs
 
 
-FUSABLE_ACTIVATIONS = ("relu", "relu6", "hardswish", "silu", "gelu", "hardsigmoid", "sigmoid", "tanh")
-
-
 class ConvActAttrs(ConvAttrs):
     act: Literal[FUSABLE_ACTIVATIONS]  # type: ignore[valid-type]
 
@@ -120,6 +118,27 @@ class ConvAct(Conv):
     name = "conv_act"
     attrs = ConvActAttrs
     doc = "conv then an elementwise activation (internal: made by archdsl.passes.fuse_conv_act)"
+
+
+class ConvAddAttrs(ConvAttrs):
+    act: Optional[Literal[FUSABLE_ACTIVATIONS]] = None  # type: ignore[valid-type]
+
+
+class ConvAdd(Conv):
+    """A conv whose output is added to a second input of the same shape, then optionally
+    activated, as one node (made by the inference passes): ResNet's `conv3 + shortcut -> relu`.
+    Inputs: the conv's input, the residual. Same tensors as the conv."""
+
+    name = "conv_add"
+    attrs = ConvAddAttrs
+    min_inputs, max_inputs = 2, 2
+    doc = "conv, plus a residual, then an optional activation (internal: made by archdsl.passes.fuse_conv_add)"
+
+    def infer(self, a: ConvAddAttrs, ins):
+        out = super().infer(a, ins[:1])
+        if ins[1] != out:
+            raise ArchShapeError(f"conv_add: the residual is {ins[1].describe()}, the conv's output {out.describe()}")
+        return out
 
 
 class PoolAttrs(Attrs):

@@ -24,6 +24,11 @@ ACTIVATIONS = [
 ]
 
 
+# Activations the inference passes fuse into the conv or linear before them (internal ops
+# conv_act, conv_add, linear_act): those with an in-place form and a oneDNN post-op.
+FUSABLE_ACTIVATIONS = ("relu", "relu6", "hardswish", "silu", "gelu", "hardsigmoid", "sigmoid", "tanh")
+
+
 class DropAttrs(Attrs):
     p: confloat(ge=0, lt=1) = 0.0
 

@@ -1,10 +1,13 @@
 """Channel mixing and reshaping: linear, layer scale, flatten."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import PositiveInt
 
 from ..shape import Shape
 from .base import Attrs, Op
+from .elementwise import FUSABLE_ACTIVATIONS
 
 
 class LinearAttrs(Attrs):
@@ -25,6 +28,19 @@ class Linear(Op):
         if a.bias:
             specs["bias"] = (a.out,)
         return specs
+
+
+class LinearActAttrs(LinearAttrs):
+    act: Literal[FUSABLE_ACTIVATIONS]  # type: ignore[valid-type]
+
+
+class LinearAct(Linear):
+    """A linear followed by an activation on its output, as one node (made by the inference
+    passes, not written in specs): same tensors as the linear, same shape."""
+
+    name = "linear_act"
+    attrs = LinearActAttrs
+    doc = "linear then an elementwise activation (internal: made by archdsl.passes.fuse_linear_act)"
 
 
 class LayerScaleAttrs(Attrs):
