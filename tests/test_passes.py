@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 import archdsl
 from archdsl.ir.graph import Graph
 from archdsl.passes import (PIPELINE, PassError, attach_weights, fold_bn_into_consumer, fold_bn_into_producer,
-                            fold_layer_scale, fuse_conv_act, gather_levit_bias, remove_inference_noops,
-                            run_passes)
+                            fold_layer_scale, fuse_conv_act, fuse_conv_add, fuse_linear_act, gather_levit_bias,
+                            linear_to_conv1x1, remove_inference_noops, run_passes)
 from conftest import SPECS
 from reference import randomize
 
@@ -165,6 +165,42 @@ def test_fusion_needs_a_single_user():
     assert _ops(out.graph)[:3] == ["conv_act", "conv", "relu"]  # the second conv also feeds the shortcut
 
 
+def test_residual_sum_fuses_into_one_conv_and_takes_the_activation_only_when_alone():
+    _, graph = _weighted("""
+    model r {
+      input [4, 8, 8]
+      residual { conv(4, k=3) -> bn -> relu
+                 conv(4, k=3) -> bn } -> relu
+      residual { conv(4, k=3) } shortcut { conv(4, k=1) }
+      conv(4, k=1) as reused
+      merge add { { identity } { identity } } -> gelu
+    }""")
+    out = fuse_conv_add(fold_bn_into_producer(remove_inference_noops(graph).graph).graph)
+    ops = _ops(out.graph)
+    assert ops.count("conv_add") == 2, ops
+    first, second = [n for n in out.graph if n.op == "conv_add"]
+    assert first.attrs.act == "relu" and second.attrs.act is None  # the second sum feeds a conv
+    # the main path's conv is fused; the shortcut conv stays a conv, and feeds the fused node
+    assert out.graph.node(out.graph.inputs(second.id)[1]).op == "conv"
+    # `in + in` (the same conv's output twice) is not a conv plus a residual: left alone
+    assert "add" in ops
+
+
+def test_linear_fusions_and_pointwise_convs():
+    _, graph = _weighted("""
+    model m {
+      input [4, 6, 6]
+      residual { layernorm -> linear(8) -> gelu -> linear(4) }
+      tokens -> linear(8) -> gelu -> linear(4) -> hardswish
+    }""")
+    out = linear_to_conv1x1(graph).graph
+    assert _ops(out)[:5] == ["layernorm", "conv", "gelu", "conv", "add"]  # grid linears only
+    conv = next(n for n in out if n.op == "conv")
+    assert conv.attrs.k == (1, 1) and conv.meta["tensors"]["weight"].shape == (8, 4, 1, 1)
+    fused = fuse_linear_act(out).graph
+    assert [n.attrs.act for n in fused if n.op == "linear_act"] == ["gelu", "hardswish"]
+
+
 def test_passes_without_weights_leave_the_graph_alone():
     graph = archdsl.compile_spec("specs/resnet18.arch").graph
     out, log = run_passes(graph, [p for p in PIPELINE if p.__name__.startswith("fold")])
@@ -182,6 +218,11 @@ _GRID_LAYERS = st.sampled_from([
     "conv({c}, k=3, g={c}, bias=true) -> bn -> silu",
     "residual {{ linear({c}) -> layer_scale(0.3) }}",
     "dropout(0.2) -> conv({c}, k=3) -> bn",
+    "residual {{ conv({c}, k=3) -> bn }} -> silu",
+    "residual {{ conv({c}, k=3, s=2) -> bn }} shortcut {{ conv({c}, k=1, s=2) -> bn }} -> relu",
+    "residual {{ conv({c}, k=7, g={c}, bias=true) -> layernorm -> linear(2 * {c}) -> gelu\n linear({c}) }}",
+    "conv({c}, k=3) -> bn -> sigmoid",
+    "conv({c}, k=1) -> tanh -> conv({c}, k=3) -> hardsigmoid",
 ])
 _TOKEN_LAYERS = st.sampled_from([
     "linear({d}, bias=false) -> bn -> hardswish",

@@ -27,6 +27,10 @@ POST_OPS: dict[str, tuple[str, list, str]] = {
     "gelu": ("gelu", [], "none"),
 }
 
+# Activations oneDNN applies after a residual sum in the same kernel (the binary post-op takes
+# only these; others run in place on its output).
+SUM_POST_OPS = frozenset({"relu"})
+
 # Activations worth a fused oneDNN matmul rather than MKL's sgemm and the activation in place:
 # GELU (erf) is costly enough that fusing it pays (ConvNeXt-T 1.06x at batch 1); for the
 # cheap ones on LeViT's and MobileViT's small matmuls sgemm measured faster.
@@ -59,22 +63,26 @@ def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
 
 
+CACHE_ATTR = "_onednn_weight"  # where a conv module keeps its reordered weight (not state)
+
+
 def _packed_conv_weight(conv, x: torch.Tensor) -> torch.Tensor:
     """The conv's weight in oneDNN's layout for inputs shaped like `x`, reordered once and
     kept until the weight (its storage or version) or the input shape changes."""
     key = (conv.weight.data_ptr(), conv.weight._version, tuple(x.shape))
-    cached = conv.__dict__.get("_onednn_weight")
+    cached = conv.__dict__.get(CACHE_ATTR)
     if cached is None or cached[0] != key:
         packed = torch.ops.mkldnn._reorder_convolution_weight(
             conv.weight.detach(), list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups,
             list(x.shape))
-        cached = conv.__dict__["_onednn_weight"] = (key, packed)
+        cached = conv.__dict__[CACHE_ATTR] = (key, packed)
     return cached[1]
 
 
 def conv(conv, x: torch.Tensor, act: str | None = None, residual: torch.Tensor | None = None) -> torch.Tensor:
     """`act(conv(x) [+ residual])` in one oneDNN kernel; `conv` is an nn.Conv2d with symmetric
-    padding (asymmetric padding is applied to `x` before)."""
+    padding (asymmetric padding is applied to `x` before). With a residual, `act` must be in
+    SUM_POST_OPS."""
     weight = _packed_conv_weight(conv, x)
     geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
     attr, scalars, algorithm = POST_OPS[act] if act else ("none", [], "")

@@ -55,15 +55,25 @@ class _FusedConv2d(nn.Conv2d):
         self.act = act
         self._act = _INPLACE_ACT[act] if act else None
 
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state.pop(onednn.CACHE_ATTR, None)  # an opaque oneDNN tensor: rebuilt on the next call
+        return state
+
     def _fused(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
         if self.pads is not None:
             x = F.pad(x, self.pads)
+        act = self._act
         if onednn.applies(x, self.weight):
-            return onednn.conv(self, x, self.act, residual)
-        y = self._conv_forward(x, self.weight, self.bias)
-        if residual is not None:
-            y = y + residual
-        return self._act(y) if self._act else y
+            post_op = self.act if residual is None or self.act in onednn.SUM_POST_OPS else None
+            y = onednn.conv(self, x, post_op, residual)
+            if post_op is not None:
+                act = None
+        else:
+            y = self._conv_forward(x, self.weight, self.bias)
+            if residual is not None:
+                y = y + residual
+        return act(y) if act else y
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", act={self.act}"
