@@ -6,12 +6,15 @@
 
 The front end (`compile_spec`, `archdsl check`) needs no torch; `build` and
 `import_weights` import it when called. `optimize(module)` returns an inference module
-(passes over the graph IR, weights folded); `emit_fx(...)` a torch.fx GraphModule.
+(passes over the graph IR, weights folded); `emit_fx(...)` a torch.fx GraphModule;
+`tune_allocator()` keeps freed activation memory in the process (glibc; see allocator.py).
 """
+from .allocator import tune_allocator
 from .api import build, emit_fx, optimize
 from .compiler import CompiledSpec, compile_spec
 from .errors import ArchDSLError
 from .weights import import_weights
 
 __version__ = "0.1.0"
-__all__ = ["build", "optimize", "emit_fx", "compile_spec", "CompiledSpec", "import_weights", "ArchDSLError", "__version__"]
+__all__ = ["build", "optimize", "emit_fx", "compile_spec", "CompiledSpec", "import_weights", "tune_allocator",
+           "ArchDSLError", "__version__"]
