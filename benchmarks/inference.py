@@ -61,13 +61,19 @@ def count_flops(torch, module, x) -> float:
     return counter.get_total_flops()
 
 
+def _without_onednn(onednn, module, x):
+    with onednn.disabled():
+        return module(x)
+
+
 def run_child(args) -> None:
     import torch
 
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "tests"))
     import archdsl
-    from archdsl.passes import PIPELINE, channels_last, fuse_conv_act
+    from archdsl.emit import onednn
+    from archdsl.passes import PIPELINE, channels_last, fuse_conv_add, linear_to_conv1x1
     from reference import hf_model
 
     torch.set_num_threads(2)
@@ -82,6 +88,7 @@ def run_child(args) -> None:
               "opt GFLOP/s", "% GEMM peak"]
     extra_names: list[str] = []
     rows, speedups = [], {b: [] for b in args.batches}
+    vs_compiled, compiled_vs_compiled = {b: [] for b in args.batches}, {b: [] for b in args.batches}
     compile_rows = []
     for name in args.models:
         hf = hf_model(name, seed=0)
@@ -91,12 +98,15 @@ def run_child(args) -> None:
         opt = archdsl.optimize(plain)
         variants = {"hf": lambda x: hf(x).logits, "plain": plain, "opt": opt}
         if args.ablation:
-            for label, drop in (("opt w/o channels_last", channels_last), ("opt w/o fuse_conv_act", fuse_conv_act)):
+            for label, drop in (("opt w/o channels_last", channels_last), ("opt w/o fuse_conv_add", fuse_conv_add),
+                                ("opt w/o linear_to_conv1x1", linear_to_conv1x1)):
                 variants[label] = archdsl.optimize(plain, [p for p in PIPELINE if p is not drop])
+            variants["opt w/o oneDNN kernels"] = (lambda m: lambda x: _without_onednn(onednn, m, x))(
+                archdsl.optimize(plain))
         compiled = {}
         if args.compile:
             for label, mod in (("hf", hf), ("opt", opt)):
-                compiled[label] = torch.compile(mod)
+                compiled[label] = torch.compile(mod, dynamic=False)  # one static graph per batch size
         for batch in args.batches:
             x = torch.randn(batch, *plain.archdsl_info["input_shape"], generator=torch.Generator().manual_seed(0))
             with torch.no_grad():
@@ -137,6 +147,9 @@ def run_child(args) -> None:
                         times[label].append(time.perf_counter() - t)
             med = {label: statistics.median(ts) * 1e3 for label, ts in times.items()}
             speedups[batch].append(med["hf"] / med["opt"])
+            if compiled:
+                vs_compiled[batch].append(med["compiled hf"] / med["opt"])
+                compiled_vs_compiled[batch].append(med["compiled hf"] / med["compiled opt"])
             gflops = flops / (med["opt"] / 1e3) / 1e9
             rows.append([name, batch, f"{flops / 1e9:.2f}", f"{med['hf']:.1f}", f"{med['plain']:.1f}",
                          f"{med['opt']:.1f}", f"{med['hf'] / med['plain']:.2f}x", f"{med['hf'] / med['opt']:.2f}x",
@@ -156,9 +169,15 @@ def run_child(args) -> None:
     print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
     for row in rows:
         print("| " + " | ".join(str(c) for c in row) + " |")
-    for batch, s in speedups.items():
-        print(f"\nbatch {batch}: optimized vs HF eager geomean {math.exp(sum(map(math.log, s)) / len(s)):.2f}x, "
-              f"min {min(s):.2f}x")
+    summaries = [("optimized vs HF eager", speedups), ("optimized (eager) vs compiled HF", vs_compiled),
+                 ("compiled optimized vs compiled HF", compiled_vs_compiled)]
+    for batch in args.batches:
+        print()
+        for what, ratios in summaries:
+            if ratios[batch]:
+                r = ratios[batch]
+                print(f"batch {batch}: {what} geomean {math.exp(sum(map(math.log, r)) / len(r)):.2f}x, "
+                      f"min {min(r):.2f}x")
     if compile_rows:
         print("\ncompile time of the first call, s (not in the timings above)")
         print("| model | batch | " + " | ".join(f"compile {k}" for k in ("hf", "opt")) + " |")
@@ -175,7 +194,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7, help="timed rounds per variant (median)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="also torch.compile HF and optimized (slow)")
-    ap.add_argument("--ablation", action="store_true", help="also optimized without channels_last / fuse_conv_act")
+    ap.add_argument("--ablation", action="store_true", help="also optimized without single passes, and without the oneDNN kernels")
     ap.add_argument("--allocator", choices=["both", "default", "tuned", "inherit"], default="both",
                     help="glibc malloc regime(s); 'inherit' runs in this process as the environment is")
     args = ap.parse_args()

@@ -180,7 +180,8 @@ class LevitAttention(nn.Module):
         offsets, idxs = levit_bias_offsets(q_grid, k_grid, stride)
         if gathered:
             # inference form: the [heads, Nq, Nk] bias, gathered once (see passes.levit)
-            self.attention_bias = nn.Parameter(torch.zeros(heads, len(idxs), len(idxs[0])))
+            # a buffer: derived from the learnt table (parameter counts stay the model's)
+            self.register_buffer("attention_bias", torch.zeros(heads, len(idxs), len(idxs[0])))
             return
         self.attention_biases = nn.Parameter(torch.zeros(heads, len(offsets)))
         # rebuilt from the grids, so not part of the state_dict (as in timm and HF)

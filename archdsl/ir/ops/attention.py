@@ -127,4 +127,7 @@ class LevitAttentionGathered(LevitAttention):
     doc = "levit_attention with its bias table pre-gathered to [heads, Nq, Nk] (internal, inference)"
 
     def params(self, a, ins):
+        return {}
+
+    def buffers(self, a, ins):  # derived from the learnt table, not learnt itself
         return {"attention_bias": (a.heads, ins[0].n, ins[-1].n)}
