@@ -120,9 +120,13 @@ def run_child(args) -> None:
                     p64.load_state_dict({k: v.double() if v.is_floating_point() else v
                                          for k, v in plain.state_dict().items()})
                     p64.eval()
+                    # how far float32 rounding alone moves this model's logits: the tolerance
+                    # for compiled outputs, whose kernels round differently
+                    want = p64(x.double())
+                    fp32_noise = ((plain(x).double() - want).abs().max() / want.abs().max()).item()
                     for label, fn in variants.items():
                         if label.startswith("opt"):
-                            o64, want = archdsl.optimize(p64), p64(x.double())
+                            o64 = archdsl.optimize(p64)
                             rel = ((o64(x.double()) - want).abs().max() / want.abs().max()).item()
                             assert rel < 1e-6, f"{name} {label}: float64 relative difference {rel:.1e}"
                     del p64
@@ -133,7 +137,9 @@ def run_child(args) -> None:
                     out = mod(x)
                     comp_times[label] = time.perf_counter() - t
                     out = out.logits if label == "hf" else out
-                    assert (out - ref).abs().max().item() < 1e-3
+                    rel = ((out - ref).abs().max() / ref.abs().max()).item()
+                    assert rel < max(1e-4, 4 * fp32_noise), \
+                        f"{name}: compiled {label} differs from HF by {rel:.1e} (float32 noise {fp32_noise:.1e})"
                     variants[f"compiled {label}"] = (lambda m, lab: (lambda x: m(x).logits) if lab == "hf" else m)(mod, label)
                 for fn in variants.values():  # warm up
                     for _ in range(args.warmup):

@@ -117,6 +117,7 @@ def test_optimized_resnet_runs_on_fused_kernels_and_trains_without_them():
         called = _ops_called(lambda: opt(x))
         want = model(x)
     assert "mkldnn::_convolution_pointwise" in called
+    assert "mkldnn::_convolution_pointwise" in _ops_called(lambda: opt(x))  # no torch.no_grad() needed
     torch.testing.assert_close(opt(x.requires_grad_()), want, atol=1e-4, rtol=1e-4)
     F.mse_loss(opt(x), want).backward()  # the optimized module still differentiates (aten path)
     assert x.grad is not None

@@ -42,8 +42,8 @@ def optimize(module, passes: list[Pass] | None = None):
     """An inference module (eval mode) equivalent to `module`, built by running the pass
     pipeline on `module.archdsl_graph` with the module's current tensors.
 
-    `module` is left as it is; the result holds its own tensors (same dtype and device).
-    `result.archdsl_passes` records what each pass rewrote.
+    `module` is left as it is; the result holds its own tensors (same dtype and device), with
+    `requires_grad=False`. `result.archdsl_passes` records what each pass rewrote.
     """
     from ..emit.torch_module import emit_module
 
@@ -54,7 +54,9 @@ def optimize(module, passes: list[Pass] | None = None):
     optimized, log = run_passes(weighted, PIPELINE if passes is None else passes)
     out = emit_module(optimized, getattr(module, "archdsl_info", None))
     out.archdsl_passes = log
-    return out.eval()
+    # An inference module: its tensors need no gradient, so the fused CPU kernels apply even
+    # outside torch.no_grad(). `.requires_grad_()` makes it trainable again (on the aten ops).
+    return out.eval().requires_grad_(False)
 
 
 __all__ = ["PIPELINE", "Pass", "PassError", "PassResult", "attach_weights", "channels_last",
