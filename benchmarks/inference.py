@@ -106,7 +106,8 @@ def run_child(args) -> None:
         compiled = {}
         if args.compile:
             for label, mod in (("hf", hf), ("opt", opt)):
-                compiled[label] = torch.compile(mod, dynamic=False)  # one static graph per batch size
+                # one static graph per batch size; ours must compile without a graph break
+                compiled[label] = torch.compile(mod, dynamic=False, fullgraph=label == "opt")
         for batch in args.batches:
             x = torch.randn(batch, *plain.archdsl_info["input_shape"], generator=torch.Generator().manual_seed(0))
             with torch.no_grad():

@@ -32,6 +32,7 @@ def test_tuned_allocator_keeps_large_blocks():
     applied, tuned = _faults("tuned")
     _, default = _faults("default")
     assert applied == "True"
-    # default: every 64 MiB tensor is mapped fresh (16k pages each); tuned: the block is reused
+    # default: each of the 10 tensors is mapped fresh (16k pages of 4 KiB each); tuned: the
+    # heap keeps the block, so at most one tensor's pages fault in (when the heap regrows)
     assert default > 10 * 16384 * 0.9, default
-    assert tuned < default / 100, (tuned, default)
+    assert tuned <= 1.1 * 16384, (tuned, default)

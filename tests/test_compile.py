@@ -33,9 +33,10 @@ def test_emitted_modules_compile_without_graph_breaks(name):
     opt = archdsl.optimize(model)
     with torch.no_grad():
         want = model(x)
-        # the plain nn.Module, and the FX form of the optimized one (its runtime classes:
-        # fused conv+activation, gathered LeViT bias); fullgraph=True raises on any break
-        for module in (model, archdsl.emit_fx(opt)):
+        # the plain nn.Module, the optimized one and its FX form (the runtime classes: fused
+        # conv+activation and conv+residual, oneDNN kernel selection, gathered LeViT bias);
+        # fullgraph=True raises on any break
+        for module in (model, opt, archdsl.emit_fx(opt)):
             torch._dynamo.reset()
             got = torch.compile(module, fullgraph=True, backend="eager")(x)
             assert (got - want).abs().max().item() < 1e-4
