@@ -8,6 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import archdsl
+from archdsl.analysis.cost import totals
+from archdsl.analysis.receptive_field import final_feature_node, receptive_fields
 from archdsl.ir.graph import Graph
 from archdsl.passes import (PIPELINE, PassError, attach_weights, fold_bn_into_consumer, fold_bn_into_producer,
                             fold_layer_scale, fuse_conv_act, fuse_conv_add, fuse_linear_act, gather_levit_bias,
@@ -48,6 +50,12 @@ def test_optimized_equals_plain_on_every_spec(spec):
     if spec.stem != "mobilevit_s":  # MobileViT's transformers normalise with layer norm only
         assert "bn" not in ops, f"{spec.stem}: a batch norm is left"
     assert "layer_scale" not in ops
+    # the analyses read the optimized graph as they read the plain one: the same headline
+    # FLOPs (a fused or folded node does the same conv/linear/attention work) and field
+    plain_graph, opt_graph = plain.archdsl_graph, opt.archdsl_graph
+    assert totals(opt_graph).flops == totals(plain_graph).flops
+    plain_rf = receptive_fields(plain_graph)[final_feature_node(plain_graph)]
+    assert receptive_fields(opt_graph)[final_feature_node(opt_graph)] == plain_rf
 
 
 def test_optimize_leaves_the_module_and_its_graph_alone():

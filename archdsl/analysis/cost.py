@@ -35,12 +35,12 @@ def node_flops(graph: Graph, nid: int) -> tuple[int, int]:
     a = node.attrs
     op = node.op
     if op in ("conv", "conv_act", "conv_add"):  # fused forms (inference passes): + activation, + residual
-        fused = (op == "conv_act") + (op == "conv_add") + (op == "conv_add" and a.act is not None)
-        return 2 * out.numel * (ins[0].c // a.g) * a.k[0] * a.k[1], fused * out.numel
+        fused_passes = 0 if op == "conv" else 1 + (op == "conv_add" and a.act is not None)
+        return 2 * out.numel * (ins[0].c // a.g) * a.k[0] * a.k[1], fused_passes * out.numel
     if op in ("linear", "linear_act"):
         rows = out.numel // out.c
         return 2 * rows * ins[0].c * a.out, out.numel if op == "linear_act" else 0
-    if op == "levit_attention":
+    if op in ("levit_attention", "levit_attention_gathered"):
         q, kv = ins[0], ins[-1]
         return 2 * a.heads * q.n * kv.n * (a.key_dim + a.value_dim), 0
     if op == "sdpa":

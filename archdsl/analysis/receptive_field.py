@@ -41,7 +41,7 @@ class RF:
 # ops through which each output pixel sees exactly its own input pixel
 _POINTWISE = {"bn", "layernorm", "linear", "linear_act", "layer_scale", "dropout", "drop_path", "identity", "tokens", "grid",
               "relu", "relu6", "gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh"}
-_GLOBAL = {"levit_attention", "sdpa", "grn"}
+_GLOBAL = {"levit_attention", "levit_attention_gathered", "sdpa", "grn"}
 _MERGES = {"add", "mean", "mul", "concat"}
 
 
