@@ -30,22 +30,23 @@ _ACTIVATION_CODE = {
 }
 
 
-def _conv(n: Node, ins: list[Shape]) -> Lowering:
+def _conv_args(n: Node, ins: list[Shape]) -> dict:
+    """nn.Conv2d's arguments for a conv node (and its fused forms), padding aside."""
     a = n.attrs
-    top, bottom, left, right = a.pads
-    common = dict(in_channels=ins[0].c, out_channels=a.out, kernel_size=a.k, stride=a.s, dilation=a.d,
-                  groups=a.g, bias=a.bias)
+    return dict(in_channels=ins[0].c, out_channels=a.out, kernel_size=a.k, stride=a.s, dilation=a.d,
+                groups=a.g, bias=a.bias)
+
+
+def _conv(n: Node, ins: list[Shape]) -> Lowering:
+    top, bottom, left, right = n.attrs.pads
     if top == bottom and left == right:
-        return Lowering(nn.Conv2d(padding=(top, left), **common), "{m}({0})")
-    return Lowering(rt.PaddedConv2d(pads=a.pads, **common), "{m}({0})")
+        return Lowering(nn.Conv2d(padding=(top, left), **_conv_args(n, ins)), "{m}({0})")
+    return Lowering(rt.PaddedConv2d(pads=n.attrs.pads, **_conv_args(n, ins)), "{m}({0})")
 
 
 def _fused_conv(cls: type, code: str) -> Callable[[Node, list[Shape]], Lowering]:
     def lower(n: Node, ins: list[Shape]) -> Lowering:
-        a = n.attrs
-        module = cls(in_channels=ins[0].c, out_channels=a.out, kernel_size=a.k, stride=a.s, dilation=a.d,
-                     groups=a.g, bias=a.bias, act=a.act, pads=a.pads)
-        return Lowering(module, code)
+        return Lowering(cls(act=n.attrs.act, pads=n.attrs.pads, **_conv_args(n, ins)), code)
     return lower
 
 
