@@ -8,7 +8,7 @@ from archdsl.errors import ArchDSLError, ArchNameError, ArchShapeError, ArchType
 
 
 def graph_of(src: str):
-    return compile_spec(src).graph
+    return compile_spec(text=src).graph
 
 
 def scopes(src: str) -> list[str]:
@@ -112,8 +112,8 @@ def test_family_defaults_may_use_earlier_parameters_and_overrides_rebind():
     family f(c, classes = c * 2) { input [3, 4, 4]  avgpool -> flatten -> linear(classes) }
     model m = f(5)
     """
-    assert compile_spec(src).output_shape == [10]
-    assert compile_spec(src, overrides={"classes": 3}).output_shape == [3]
+    assert compile_spec(text=src).output_shape == [10]
+    assert compile_spec(text=src, overrides={"classes": 3}).output_shape == [3]
 
 
 def test_same_padding_is_tensorflow_style():
@@ -157,14 +157,14 @@ def test_tokens_attention_and_patches():
 ])
 def test_errors_point_at_the_spec(src, error, fragment, line, col):
     with pytest.raises(error) as info:
-        compile_spec(src)
+        compile_spec(text=src)
     e = info.value
     assert fragment in e.message, e.message
     assert (e.span.line, e.span.col) == (line, col), e.render()
 
 
 def test_kernel_wider_than_its_input_is_a_warning():
-    compiled = compile_spec("model m { input [3, 8, 8]\n  conv(4, k=11) }")
+    compiled = compile_spec(text="model m { input [3, 8, 8]\n  conv(4, k=11) }")
     (w,) = compiled.warnings
     assert "larger than its 8x8 input" in w.message and (w.span.line, w.span.col) == (2, 3)
     assert w.render().startswith("<spec>:2:3: warning:")
@@ -172,20 +172,37 @@ def test_kernel_wider_than_its_input_is_a_warning():
 
 def test_unknown_names_suggest_close_matches():
     with pytest.raises(ArchNameError) as info:
-        compile_spec('import "blocks/resnet.arch"\nmodel m { input [3, 8, 8]\n  bottlenek(64) }')
+        compile_spec(text='import "blocks/resnet.arch"\nmodel m { input [3, 8, 8]\n  bottlenek(64) }')
     assert "did you mean 'bottleneck'?" in info.value.hint
 
 
 def test_block_errors_show_the_use_site_first():
     src = "block b(c) { conv(c, k=3, g=5) }\nmodel m { input [3, 8, 8]\n  b(10) }"
     with pytest.raises(ArchShapeError) as info:
-        compile_spec(src)
+        compile_spec(text=src)
     assert (info.value.span.line, info.value.trace[0].line) == (1, 3)
     assert "in a use from here" in info.value.render()
 
 
 def test_expect_statements():
     ok = "model m { input [3, 8, 8]  avgpool -> flatten -> linear(10)  expect params == 40  expect output == [10] }"
-    assert compile_spec(ok).params == 40
+    assert compile_spec(text=ok).params == 40
     with pytest.raises(ArchDSLError, match="params is 40, not == 41"):
-        compile_spec(ok.replace("== 40", "== 41"))
+        compile_spec(text=ok.replace("== 40", "== 41"))
+
+
+# ---------------------------------------------------------------- strings
+@pytest.mark.quick
+def test_strings_join_with_plus_and_str_spells_values():
+    src = """
+    model m {
+      input [3, 8, 8]
+      tag = "stage" + str(1 + 1)
+      conv(8, k=3, p="sa" + "me") when tag == "stage2"
+      conv(9, k=1) when str(true) + "/" + str(0.5) + "/" + str("x") == "true/0.5/x"
+    }
+    """
+    assert graph_of(src).node(graph_of(src).output).shape.dims == (9, 8, 8)
+    with pytest.raises(ArchTypeError, match="joins a string only with another string") as info:
+        compile_spec(text='model m { input [3, 8, 8]\n  n = "stage" + 1 }')
+    assert (info.value.span.line, info.value.span.col) == (2, 17) and "str(" in info.value.hint

@@ -10,6 +10,7 @@ from .values import Builtin, ScaleRule, ShapeView, describe, make_divisible, typ
 
 MAX_INT = 10**15  # no architecture needs a bigger number; stops 10 ** 10 ** 10 early
 MAX_LIST = 100_000
+MAX_STRING = 10_000  # characters: a string is a name or a short label
 
 
 def _range(*args):
@@ -66,6 +67,14 @@ def _make_divisible(value, divisor=8, min_value=None):
     return make_divisible(value, int(divisor), None if min_value is None else int(min_value))
 
 
+def _str(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float, str)):
+        return str(v)
+    raise ArchTypeError(f"str expects a number, a boolean or a string, got {describe(v)}")
+
+
 def _zip(*lists):
     for v in lists:
         if not isinstance(v, list):
@@ -80,6 +89,7 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in [
     Builtin("len", _len, "length of a list"),
     Builtin("range", _range, "range(stop) or range(start, stop[, step]) as a list"),
     Builtin("zip", _zip, "zip(a, b, ...): list of [a[i], b[i], ...]"),
+    Builtin("str", _str, "str(v): a number or boolean as text (`str(3)` is \"3\")"),
     Builtin("int", _int, "truncate towards zero"),
     Builtin("float", _fn_numeric("float", float), "as a real number"),
     Builtin("abs", _fn_numeric("abs", abs), "absolute value"),
@@ -235,6 +245,8 @@ def _binop(e: ast.BinOp, a, b):
         if len(a) * max(b, 0) > MAX_LIST:
             raise ArchLimitError(f"list of {len(a) * b:,} items is over the limit", e.span)
         return a * b
+    if op == "+" and (isinstance(a, str) or isinstance(b, str)):
+        return _concat(e, a, b)
     _numbers_at(op, [(a, e.left), (b, e.right)])
     try:
         if op == "+":
@@ -266,6 +278,18 @@ def _binop(e: ast.BinOp, a, b):
     if isinstance(r, int) and abs(r) > MAX_INT or isinstance(r, float) and not math.isfinite(r):
         raise ArchLimitError("number too large", e.span, "numbers in a spec stay below 10^15")
     return r
+
+
+def _concat(e: ast.BinOp, a, b) -> str:
+    """`"stage" + str(i)`: strings join only with strings."""
+    for v, sub in ((a, e.left), (b, e.right)):
+        if not isinstance(v, str):
+            raise ArchTypeError(f"'+' joins a string only with another string, got {describe(v)}", sub.span,
+                                "convert it with str(...): \"stage\" + str(i)")
+    if len(a) + len(b) > MAX_STRING:
+        raise ArchLimitError(f"string of {len(a) + len(b):,} characters is over the limit of {MAX_STRING:,}",
+                             e.span)
+    return a + b
 
 
 def _checked(r, e: ast.Expr):
