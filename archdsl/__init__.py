@@ -14,7 +14,8 @@ from .api import build, emit_fx, optimize
 from .compiler import CompiledSpec, compile_spec
 from .errors import ArchDSLError
 from .weights import import_weights
+from .zoo import list_models
 
 __version__ = "0.1.0"
 __all__ = ["build", "optimize", "emit_fx", "compile_spec", "CompiledSpec", "import_weights", "tune_allocator",
-           "ArchDSLError", "__version__"]
+           "ArchDSLError", "list_models", "__version__"]

@@ -7,12 +7,14 @@ from typing import Any
 from .compiler import CompiledSpec, compile_spec
 
 
-def build(spec: str | Path | CompiledSpec, *, model: str | None = None, device: Any = None,
-          **overrides: Any):
-    """Compile a spec (a path, or spec text) into a `torch.nn.Module`.
+def build(spec: str | Path | CompiledSpec | None = None, *, text: str | None = None, model: str | None = None,
+          device: Any = None, **overrides: Any):
+    """Compile a spec into a `torch.nn.Module`.
 
     Args:
-        spec: path of an .arch file, spec source text, or an already compiled spec.
+        spec: a zoo model name (`"resnet50"`, see `archdsl.list_models()`), the path of an
+            .arch file, or an already compiled spec.
+        text: spec source text instead of `spec`.
         model: which model of the file, when it declares several.
         device: where to create parameters ("meta" builds big models without memory).
         **overrides: family parameters to rebind, e.g. `classes=10`, `in_chans=1`, `width=0.5`.
@@ -25,8 +27,8 @@ def build(spec: str | Path | CompiledSpec, *, model: str | None = None, device: 
 
     from .emit.torch_module import emit_module
 
-    compiled = spec if isinstance(spec, CompiledSpec) else compile_spec(spec, model, overrides)
-    info = {"spec": str(spec) if not isinstance(spec, CompiledSpec) else compiled.program.root,
+    compiled = spec if isinstance(spec, CompiledSpec) else compile_spec(spec, model, overrides, text=text)
+    info = {"spec": compiled.program.root,
             "input_shape": compiled.input_shape, "output_shape": compiled.output_shape,
             "family_file": _family_file(compiled)}
     with torch.device(device) if device is not None else _nullcontext():
@@ -57,12 +59,15 @@ def optimize(module, passes=None):
     return _optimize(module, passes)
 
 
-def emit_fx(spec, *, model: str | None = None, **overrides: Any):
+def emit_fx(spec=None, *, text: str | None = None, model: str | None = None, **overrides: Any):
     """A `torch.fx.GraphModule` built straight from the graph IR: flat generated code whose
     node names are the IR scopes (`stages_1_blocks_0_conv2`), submodules at the scope paths.
 
     `spec` is a module from `build`/`optimize` (its graph and current tensors: same outputs),
-    a `CompiledSpec`, or a spec path or text (torch's default initialisation)."""
+    a `CompiledSpec`, a zoo name, a spec path, or source as `text=` (torch's default initialisation)."""
+    from .compiler import compile_spec
     from .emit.fx import emit_fx as _emit_fx
 
+    if text is not None:
+        spec = compile_spec(None, model, overrides, text=text)
     return _emit_fx(spec, model=model, **overrides)

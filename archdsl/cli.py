@@ -139,6 +139,27 @@ def cmd_summary(args) -> int:
     return EXIT_OK
 
 
+def cmd_list(args) -> int:
+    from .zoo import list_models
+
+    models = list_models(args.pattern)
+    if args.json:
+        print(json.dumps([m.as_dict() for m in models]))
+        return EXIT_OK
+    if not models:
+        print(f"no zoo model matches '{args.pattern}'", file=sys.stderr)
+        return EXIT_SPEC_ERROR
+    width = max(len(m.name) for m in models)
+    print(f"{'model':<{width}}  {'params':>13}  {'GFLOPs':>7}  {'input':<15}  reference")
+    for m in models:
+        print(f"{m.name:<{width}}  {m.params:>13,}  {m.flops / 1e9:>7.3f}  {_shape(m.resolution):<15}  {_clip(m.reference, 72)}")
+    return EXIT_OK
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def _shape(dims: list[int]) -> str:
     return "[" + ", ".join(str(d) for d in dims) + "]"
 
@@ -154,7 +175,7 @@ def make_parser() -> argparse.ArgumentParser:
                         help="let imports leave the spec's folder tree")
 
     b = sub.add_parser("build", parents=[common], help="compile a spec and print a summary")
-    b.add_argument("spec", help="an .arch file")
+    b.add_argument("spec", help="an .arch file or a zoo model name (archdsl list)")
     b.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     b.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="rebind a family parameter (a spec expression: 10, 0.5, [2, 2, 2, 2])")
@@ -166,14 +187,19 @@ def make_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("summary", parents=[common], help="layer table: shapes, parameters, FLOPs, receptive "
                                                            "fields (no torch needed)")
-    s.add_argument("spec", help="an .arch file")
+    s.add_argument("spec", help="an .arch file or a zoo model name")
     s.add_argument("--json", action="store_true", help="print the table as JSON")
     s.add_argument("--depth", type=int, default=4, help="scope depth of the rows (default 4: blocks)")
     s.add_argument("--set", action="append", metavar="NAME=VALUE", help="rebind a family parameter")
     s.set_defaults(run=cmd_summary)
 
+    ls = sub.add_parser("list", help="the zoo: every shipped model with parameters, FLOPs, input and reference")
+    ls.add_argument("pattern", nargs="?", default="*", help="a shell pattern on names (default: all), e.g. 'convnext*'")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
+    ls.set_defaults(run=cmd_list)
+
     c = sub.add_parser("check", parents=[common], help="parse and check specs (no torch needed)")
-    c.add_argument("specs", nargs="+", help=".arch files")
+    c.add_argument("specs", nargs="+", help=".arch files or zoo model names")
     c.add_argument("--strict", action="store_true", help="treat warnings as errors")
     c.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     c.set_defaults(run=cmd_check)

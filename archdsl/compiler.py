@@ -50,29 +50,58 @@ class CompiledSpec:
         return list(self.graph.node(self.graph.output).shape.dims)
 
 
-def is_spec_path(spec: str | Path) -> bool:
-    if isinstance(spec, Path):
-        return True
-    if "\n" in spec or "{" in spec:
-        return False
+def resolve_spec(spec: str | Path) -> Path:
+    """A spec given by path or by zoo name, as the file to read. Never guesses spec text:
+    that is passed as `text=`. A missing file, a folder or an unknown name is an error that
+    names the closest zoo models."""
+    from .errors import ArchImportError, did_you_mean
+    from .zoo import zoo_names, zoo_path
+
+    if not isinstance(spec, (str, Path)):
+        raise TypeError(f"a spec is a path or a zoo model name, not {type(spec).__name__}; "
+                        "pass spec source as text=...")
+    if isinstance(spec, str):
+        if "\n" in spec or "{" in spec:
+            raise ArchImportError(f"no spec file or zoo model named {_clip(spec)}", None,
+                                  "to compile spec source, pass it as text=...")
+        path = Path(spec)
+        if not spec.endswith(".arch") and "/" not in spec and zoo_path(spec) is not None:
+            return zoo_path(spec)
+    else:
+        path = spec
     try:
-        return spec.endswith(".arch") or Path(spec).is_file()
-    except OSError:  # text too long to be a file name
-        return False
+        exists = path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        exists = False
+    if exists:
+        return path
+    names = zoo_names()
+    hint = did_you_mean(path.stem, names) or f"zoo models: {', '.join(names[:8])}, ... (archdsl list)"
+    what = "spec file" if (isinstance(spec, Path) or spec.endswith(".arch") or "/" in spec) else "spec file or zoo model"
+    raise ArchImportError(f"no {what} '{spec}'", None, hint)
 
 
-def load_program(spec: str | Path, allow_outside_imports: bool = False) -> Program:
-    """A spec file's path, or spec source text, to the declarations it can see."""
+def _clip(text: str, n: int = 40) -> str:
+    return repr(text if len(text) <= n else text[:n] + "...")
+
+
+def load_program(spec: str | Path | None = None, allow_outside_imports: bool = False, *,
+                 text: str | None = None) -> Program:
+    """The declarations a spec file (path or zoo name) or a spec `text` can see."""
     loader = Loader(allow_outside_imports=allow_outside_imports)
-    if is_spec_path(spec):
-        return loader.load_file(spec)
-    return loader.load_text(str(spec))
+    if text is not None:
+        if spec is not None:
+            raise TypeError("pass either a spec (path or name) or text=..., not both")
+        return loader.load_text(text)
+    return loader.load_file(resolve_spec(spec))
 
 
-def compile_spec(spec: str | Path, model: str | None = None, overrides: dict[str, Any] | None = None,
-                 limits: Limits = Limits(), allow_outside_imports: bool = False) -> CompiledSpec:
-    """Parse, elaborate and check a spec; raises `ArchDSLError` at the spec's position."""
-    program = load_program(spec, allow_outside_imports)
+def compile_spec(spec: str | Path | None = None, model: str | None = None,
+                 overrides: dict[str, Any] | None = None, limits: Limits = Limits(),
+                 allow_outside_imports: bool = False, *, text: str | None = None) -> CompiledSpec:
+    """Parse, elaborate and check a spec: a path, a zoo model name (`"resnet50"`), or source
+    given as `text=`. Raises `ArchDSLError` at the spec's position."""
+    program = load_program(spec, allow_outside_imports, text=text)
     elab = Elaborator(program, limits)
     try:
         graph = elab.elaborate(model, overrides)

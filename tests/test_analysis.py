@@ -146,12 +146,12 @@ def test_branches_with_different_strides_are_an_error():
     }
     """
     with pytest.raises(ArchShapeError, match="step differently: effective strides 2 and 4"):
-        compile_spec(src)
+        compile_spec(text=src)
 
 
 def test_expect_on_analyses():
     src = 'import "families/resnet.arch"\nmodel r = resnet(depths=[2, 2, 2, 2], block=basic, widths=[64, 128, 256, 512]) {\n' \
           '  expect flops == 3_628_146_688\n  expect rf >= 224\n  expect flops < 4G\n  expect memory < 10M\n}'
-    compile_spec(src)
+    compile_spec(text=src)
     with pytest.raises(Exception, match="rf is 435, not > 500"):
-        compile_spec(src.replace("expect rf >= 224", "expect rf > 500"))
+        compile_spec(text=src.replace("expect rf >= 224", "expect rf > 500"))

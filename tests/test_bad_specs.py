@@ -130,7 +130,7 @@ def test_node_limit():
     from archdsl.elaborate import Limits
 
     with pytest.raises(ArchDSLError, match="more than 100 ops") as info:
-        compile_spec("model m {\n  input [3, 8, 8]\n  relu x 60\n  gelu x 60\n}\n", limits=Limits(max_nodes=100))
+        compile_spec(text="model m {\n  input [3, 8, 8]\n  relu x 60\n  gelu x 60\n}\n", limits=Limits(max_nodes=100))
     assert (info.value.span.line, info.value.span.col) == (4, 3)
 
 
@@ -170,17 +170,17 @@ def test_spec_text_without_newline_or_brace_is_not_an_oserror():
     # for a long one-line spec text; the fix belongs in archdsl/compiler.py.
     text = "n = " + "(" * 300 + "1" + ")" * 300
     with pytest.raises(ArchDSLError):
-        compile_spec(text)
+        compile_spec(text=text)
 
 
 def test_nested_loops_without_ops_are_limited():
     text = ("model m {\n  input [3, 8, 8]\n  for i in range(100000) {\n    for j in range(100000) {\n"
             "      n = i * j\n    }\n  }\n}\n")
     with pytest.raises(ArchDSLError, match="loops run more than 1,000,000 iterations"):
-        compile_spec(text)
+        compile_spec(text=text)
 
 
 def test_huge_activations_are_limited():
     text = "model m {\n  input [3, 100000, 100000]\n  conv(1024, k=1)\n}\n"
     with pytest.raises(ArchDSLError, match="over the limit"):
-        compile_spec(text)
+        compile_spec(text=text)

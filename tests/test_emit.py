@@ -78,6 +78,6 @@ def test_build_from_source_text_and_meta_device():
       avgpool -> flatten -> linear(10)
     }
     """
-    model = archdsl.build(src, device="meta")
+    model = archdsl.build(text=src, device="meta")
     assert next(model.parameters()).device.type == "meta"
-    assert sum(p.numel() for p in model.parameters()) == compile_spec(src).params
+    assert sum(p.numel() for p in model.parameters()) == compile_spec(text=src).params

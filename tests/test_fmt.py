@@ -128,7 +128,7 @@ def test_generated_specs(text):
 
 
 def _dump_text(text):
-    return [re.sub(r"  @ .*$", "", line) for line in dump(compile_spec(text).graph).splitlines()]
+    return [re.sub(r"  @ .*$", "", line) for line in dump(compile_spec(text=text).graph).splitlines()]
 
 
 @FUZZ

@@ -32,7 +32,7 @@ SPECS = sorted((ROOT / "specs").glob("*.arch"))
 def compiles_or_reports(text: str) -> None:
     """The property: an ArchDSLError (with a position when it is about the text) or success."""
     try:
-        compile_spec(text if "\n" in text else text + "\n")  # a one-line text would be read as a path
+        compile_spec(text=text)
     except ArchDSLError as e:
         e.render()  # rendering must not fail either
 
@@ -135,7 +135,7 @@ def mutated_specs(draw):
 
 def test_flattened_specs_compile():
     for name, text in FLAT.items():
-        compile_spec(text + "\n")
+        compile_spec(text=text + "\n")
 
 
 @FUZZ
@@ -216,7 +216,7 @@ def test_random_valid_architectures_build_and_run(text):
     torch = pytest.importorskip("torch")
     import archdsl
 
-    compiled = compile_spec(text)
+    compiled = compile_spec(text=text)
     model = archdsl.build(compiled).eval()
     with torch.no_grad():
         y = model(torch.randn(2, *compiled.input_shape))

@@ -44,7 +44,7 @@ def test_fx_nodes_are_the_ir_scopes():
 
 
 def test_fx_from_spec_text_and_training_mode():
-    gm = archdsl.emit_fx("""
+    gm = archdsl.emit_fx(text="""
     model tiny {
       input [3, 16, 16]
       conv(8, k=3) -> bn -> relu
