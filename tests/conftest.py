@@ -1,4 +1,5 @@
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,31 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.arch"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Specs whose numeric tests (forward passes with real weights, in float32 and float64) cost
+# more than a few seconds each on a 2-core machine. Their blocks are covered numerically by
+# the smaller variants of the same family; they get the structural checks (meta device).
+HEAVY_PARAMS = 40_000_000
+HEAVY_FLOPS = 12_000_000_000
+
+
+@lru_cache(maxsize=None)
+def spec_cost(path: Path) -> tuple[int, int]:
+    """(parameters, FLOPs) of a spec, from the front end (no torch)."""
+    from archdsl.compiler import compile_spec
+
+    compiled = compile_spec(path)
+    return compiled.params, compiled.totals.flops
+
+
+def is_heavy(path: Path) -> bool:
+    params, flops = spec_cost(path)
+    return params > HEAVY_PARAMS or flops > HEAVY_FLOPS
+
+
+def light_specs() -> list[Path]:
+    """The shipped specs cheap enough for numeric tests at full size."""
+    return [p for p in SPECS if not is_heavy(p)]
 
 
 @pytest.fixture(autouse=True)

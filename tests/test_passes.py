@@ -14,7 +14,7 @@ from archdsl.ir.graph import Graph
 from archdsl.passes import (PIPELINE, PassError, attach_weights, fold_bn_into_consumer, fold_bn_into_producer,
                             fold_layer_scale, fuse_conv_act, fuse_conv_add, fuse_linear_act, gather_levit_bias,
                             linear_to_conv1x1, remove_inference_noops, run_passes)
-from conftest import SPECS
+from conftest import SPECS, is_heavy, light_specs
 from reference import randomize
 
 
@@ -38,7 +38,25 @@ def _agree(plain, x, tol32=1e-4, rel64=1e-5):
         plain.float()
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+HEAVY = [p for p in SPECS if is_heavy(p)]
+LIGHT = light_specs()
+
+
+@pytest.mark.parametrize("spec", HEAVY, ids=[p.stem for p in HEAVY])
+def test_big_specs_optimize_on_the_meta_device_to_the_same_costs(spec):
+    # their blocks are checked numerically on the smaller variants of their family
+    plain = archdsl.build(spec, device="meta").eval()
+    opt = archdsl.optimize(plain)
+    assert all(t.device.type == "meta" for t in opt.state_dict().values())
+    ops = {n.op for n in opt.archdsl_graph}
+    assert not ops & {"dropout", "drop_path", "identity", "levit_attention", "layer_scale"}, ops
+    assert totals(opt.archdsl_graph).flops == totals(plain.archdsl_graph).flops
+    plain_graph, opt_graph = plain.archdsl_graph, opt.archdsl_graph
+    plain_rf = receptive_fields(plain_graph)[final_feature_node(plain_graph)]
+    assert receptive_fields(opt_graph)[final_feature_node(opt_graph)] == plain_rf
+
+
+@pytest.mark.parametrize("spec", LIGHT, ids=[p.stem for p in LIGHT])
 def test_optimized_equals_plain_on_every_spec(spec):
     plain = _trained(spec)
     x = torch.randn(2, *plain.archdsl_info["input_shape"], generator=torch.Generator().manual_seed(0))
