@@ -50,8 +50,10 @@ def node_flops(graph: Graph, nid: int) -> tuple[int, int]:
     if op in ("input", "identity", "dropout", "drop_path", "tokens", "grid", "flatten", "subsample",
               "unfold", "fold", "concat"):
         return 0, 0
-    if op in ("maxpool", "avgpool"):
+    if op in ("maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool"):
         return 0, ins[0].numel
+    if op in ("chunk", "channel_shuffle"):  # data movement only
+        return 0, 0
     if op in ("bn", "layernorm", "grn"):
         return 0, 2 * out.numel
     return 0, out.numel  # activations, layer scale, add, mean, mul

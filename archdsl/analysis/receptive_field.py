@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ..errors import ArchShapeError, Diagnostic
 from ..ir.graph import Graph
+from ..ir.ops.channels import adaptive_window
 
 Pair = tuple[float, float]
 
@@ -39,7 +40,7 @@ class RF:
 
 
 # ops through which each output pixel sees exactly its own input pixel
-_POINTWISE = {"bn", "layernorm", "linear", "linear_act", "layer_scale", "dropout", "drop_path", "identity", "tokens", "grid",
+_POINTWISE = {"chunk", "channel_shuffle", "bn", "layernorm", "linear", "linear_act", "layer_scale", "dropout", "drop_path", "identity", "tokens", "grid",
               "relu", "relu6", "gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh"}
 _GLOBAL = {"levit_attention", "levit_attention_gathered", "sdpa", "grn"}
 _MERGES = {"add", "mean", "mul", "concat"}
@@ -64,6 +65,15 @@ def _all_positions(rf: RF, shape) -> RF:
         return rf
     out = _window(rf, (shape.h, shape.w), (1, 1), (1, 1), (0, 0))
     return RF(out.size, out.jump, out.start, whole=True)
+
+
+def _adaptive(rf: RF, shape, size: tuple[int, int]) -> RF:
+    """Adaptive pooling from `shape` to `size`: a plain window of `in // out` with that stride
+    when the output size divides the input's (exact); otherwise windows vary in size and
+    spacing, and the field is that of the largest window at the rounded mean spacing (an
+    approximation, as close as one size and stride can be)."""
+    k, s = zip(*(adaptive_window(n, out) for n, out in ((shape.h, size[0]), (shape.w, size[1]))))
+    return _window(rf, k, s, (1, 1), (0, 0))
 
 
 def _extent(rf: RF, i: int) -> tuple[float, float]:
@@ -93,6 +103,8 @@ def receptive_fields(graph: Graph, warnings: list[Diagnostic] | None = None) -> 
                 rf = _all_positions(ins[0], src)
             else:
                 rf = _window(ins[0], a.k, a.s or a.k, (1, 1), a.p)
+        elif op in ("adaptive_avgpool", "adaptive_maxpool"):
+            rf = _adaptive(ins[0], graph.in_shapes(node.id)[0], a.size)
         elif op == "subsample":
             r = ins[0]
             rf = r if r.whole else RF(r.size, (r.jump[0] * a.stride, r.jump[1] * a.stride), r.start)

@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ..ir.graph import Graph, Node
+from ..ir.ops import OPS
 from ..ir.shape import Shape
+from . import channels as ch
 from . import runtime as rt
 from .torch_ops import lower
 
@@ -70,6 +72,12 @@ def _call(fxg: fx.Graph, node: Node, ins: list[Shape], args: list[fx.Node], name
         return fn(rt.fold_patches, args[0], *a.patch, node.shape.h, node.shape.w)
     if op == "sdpa":
         return fn(rt.multi_head_attention, *args, a.heads)
+    if op == "chunk":
+        return fn(ch.channel_chunk, args[0], *OPS["chunk"].channel_range(a, ins[0].c), ins[0].layout == "grid")
+    if op == "channel_shuffle":
+        return fn(ch.channel_shuffle, args[0], a.groups)
+    if op in ("adaptive_avgpool", "adaptive_maxpool"):
+        return fn(F.adaptive_avg_pool2d if op == "adaptive_avgpool" else F.adaptive_max_pool2d, args[0], tuple(a.size))
     raise NotImplementedError(f"no FX lowering for op {op!r} ({node.scope})")
 
 

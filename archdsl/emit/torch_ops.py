@@ -12,7 +12,9 @@ from typing import Callable
 from torch import nn
 
 from ..ir.graph import Node
+from ..ir.ops import OPS
 from ..ir.shape import Shape
+from . import channels as ch
 from . import runtime as rt
 
 
@@ -89,6 +91,11 @@ def _concat(n: Node, ins: list[Shape]) -> Lowering:
     return Lowering(None, f"torch.cat([{args}], {dim})")
 
 
+def _chunk(n: Node, ins: list[Shape]) -> Lowering:
+    start, end = OPS["chunk"].channel_range(n.attrs, ins[0].c)
+    return Lowering(None, f"channel_chunk({{0}}, {start}, {end}, {ins[0].layout == 'grid'})")
+
+
 def _levit_attention(n: Node, ins: list[Shape]) -> Lowering:
     a = n.attrs
     q = ins[0]
@@ -126,6 +133,10 @@ LOWERINGS: dict[str, Callable[[Node, list[Shape]], Lowering]] = {
     "levit_attention": _levit_attention,
     "levit_attention_gathered": _levit_attention,
     "sdpa": lambda n, ins: Lowering(None, f"multi_head_attention({{0}}, {{1}}, {{2}}, {n.attrs.heads})"),
+    "chunk": _chunk,
+    "channel_shuffle": lambda n, ins: Lowering(None, f"channel_shuffle({{0}}, {n.attrs.groups})"),
+    "adaptive_avgpool": lambda n, ins: Lowering(None, f"F.adaptive_avg_pool2d({{0}}, {tuple(n.attrs.size)})"),
+    "adaptive_maxpool": lambda n, ins: Lowering(None, f"F.adaptive_max_pool2d({{0}}, {tuple(n.attrs.size)})"),
     **{name: (lambda code: lambda n, ins: Lowering(None, code))(code) for name, code in _ACTIVATION_CODE.items()},
 }
 
@@ -133,6 +144,7 @@ LOWERINGS: dict[str, Callable[[Node, list[Shape]], Lowering]] = {
 CODE_GLOBALS = {
     "drop_path": rt.drop_path, "multi_head_attention": rt.multi_head_attention,
     "unfold_patches": rt.unfold_patches, "fold_patches": rt.fold_patches,
+    "channel_chunk": ch.channel_chunk, "channel_shuffle": ch.channel_shuffle,
 }
 
 

@@ -22,8 +22,12 @@ def map_keys(mapping: Mapping, source_keys, target_keys) -> tuple[dict[str, str]
     """Source key -> our key for every mappable key, and the source keys no rule maps."""
     targets = set(target_keys)
     mapped, unmapped = {}, []
+    for src_prefix, dst_prefix in mapping.in_order:  # zipped in state-dict order
+        mine = [k for k in target_keys if k.startswith(dst_prefix)]
+        theirs = [k for k in source_keys if k.startswith(src_prefix) and not any(p.search(k) for p in mapping.ignore)]
+        mapped.update(zip(theirs, mine))
     for key in source_keys:
-        if any(p.search(key) for p in mapping.ignore):
+        if key in mapped or any(p.search(key) for p in mapping.ignore):
             continue
         for rule in mapping.rules:
             out = rule.apply(key)

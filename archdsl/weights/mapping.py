@@ -8,6 +8,12 @@ A rule maps a key prefix of the reference checkpoint to a prefix of ours:
 `{name*2}` and `{name//2}` compute one. The rest of the key after the prefix is kept.
 Rules are tried in order and the first whose target exists in the module wins, so a rule
 may have fallbacks (LeViT's MLP index `j` is either `blocks.{j//2}` or the downsample's).
+
+`in_order = [["features.", "stages."]]` pairs the source's keys under the first prefix with
+ours under the second one to one, in state-dict order (module order): for a flat reference
+`Sequential` whose activations and pools take indices too (torchvision's VGG `features.0`,
+`features.3`, ...), where no arithmetic on the index finds the layer. Shapes are still
+checked; keys left over on either side are reported as usual. Rules apply to the rest.
 """
 from __future__ import annotations
 
@@ -63,6 +69,8 @@ class Mapping:
     reference: str
     rules: tuple[Rule, ...]
     ignore: tuple[re.Pattern, ...]
+    # [source prefix, our prefix] pairs whose keys pair up in state-dict order (`in_order`)
+    in_order: tuple[tuple[str, str], ...] = ()
 
 
 def mapping_path(family_file: str | Path) -> Path:
@@ -84,4 +92,5 @@ def read_mapping(path: Path, source: str) -> Mapping:
     except ValueError as e:
         raise ArchWeightsError(f"{path.name}: {e}") from None
     ignore = tuple(re.compile(p) for p in table.get("ignore", []))
-    return Mapping(source, table.get("reference", ""), rules, ignore)
+    in_order = tuple((str(s), str(t)) for s, t in table.get("in_order", []))
+    return Mapping(source, table.get("reference", ""), rules, ignore, in_order)

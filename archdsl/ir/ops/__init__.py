@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .attention import LevitAttention, LevitAttentionGathered, ScaledDotProductAttention
 from .base import Attrs, Op, OpRegistry
+from .channels import CHANNEL_OPS
 from .conv import AvgPool, Conv, ConvAct, ConvAdd, MaxPool
 from .elementwise import ACTIVATIONS, Dropout, DropPath
 from .linear import Flatten, LayerScale, Linear, LinearAct
@@ -23,6 +24,7 @@ OPS = OpRegistry([
     *[cls() for cls in ACTIVATIONS], Dropout(), DropPath(), Linear(), LayerScale(), Flatten(),
     Add(), Mean(), Mul(), Concat(), ToTokens(), ToGrid(), Subsample(), Unfold(), Fold(),
     LevitAttention(), ScaledDotProductAttention(),
+    *[cls() for cls in CHANNEL_OPS],  # chunk, channel_shuffle, adaptive_avgpool, adaptive_maxpool
     ConvAct(), ConvAdd(), LinearAct(), LevitAttentionGathered(),  # internal: made by the inference passes
 ])
 
