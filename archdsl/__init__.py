@@ -16,6 +16,15 @@ from .errors import ArchDSLError
 from .weights import import_weights
 from .zoo import list_models
 
+
+def viz(spec=None, depth=2, expand=(), rankdir="TB", **options):
+    """The architecture diagram of a spec as a `graphviz.Digraph` (shows inline in Jupyter);
+    no torch. See `archdsl.diagram.viz` for the arguments (`depth=None` draws every op)."""
+    from .diagram import viz as _viz
+
+    return _viz(spec, depth, expand, rankdir, **options)
+
+
 __version__ = "0.1.0"
 __all__ = ["build", "optimize", "emit_fx", "compile_spec", "CompiledSpec", "import_weights", "tune_allocator",
-           "ArchDSLError", "list_models", "__version__"]
+           "ArchDSLError", "list_models", "viz", "__version__"]

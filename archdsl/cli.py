@@ -139,6 +139,44 @@ def cmd_summary(args) -> int:
     return EXIT_OK
 
 
+def cmd_viz(args) -> int:
+    from pathlib import Path
+
+    try:
+        from .diagram import FORMATS, DotNotFound, drawing, render, write
+    except ImportError as e:  # the `graphviz` Python package (the `viz` extra) is missing
+        print(f"archdsl: error: `viz` needs the graphviz package ({e}); pip install 'archdsl[viz]'", file=sys.stderr)
+        return EXIT_SPEC_ERROR
+    depth = _viz_depth(args.depth)
+    if args.output and Path(args.output).suffix.lower() not in FORMATS:
+        raise SystemExit(_usage_error(f"-o {args.output}: the format follows the suffix, one of {', '.join(FORMATS)}"))
+    try:
+        facts, opened = drawing(args.spec, depth=depth, expand=args.expand or [], model=args.model,
+                                overrides=_parse_set(args.set or []),
+                                allow_outside_imports=args.allow_outside_imports)
+    except ValueError as e:  # --expand names a scope the model does not have
+        raise SystemExit(_usage_error(f"--expand: {e}"))
+    for w in facts.compiled.warnings:
+        print(w.render(), file=sys.stderr)
+    out = Path(args.output) if args.output else Path(f"{facts.compiled.name}.svg")
+    try:
+        data = render(facts, opened, out.suffix.lower(), args.rankdir)
+    except DotNotFound as e:
+        print(f"archdsl: error: {e}", file=sys.stderr)
+        return EXIT_SPEC_ERROR
+    write(out, data)
+    print(out)
+    return EXIT_OK
+
+
+def _viz_depth(text: str) -> int | None:
+    if text in ("all", "full"):
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise SystemExit(_usage_error(f"--depth expects a number from 1 or 'all', got {text!r}"))
+    return int(text)
+
+
 def cmd_list(args) -> int:
     from .zoo import list_models
 
@@ -197,6 +235,19 @@ def make_parser() -> argparse.ArgumentParser:
     ls.add_argument("pattern", nargs="?", default="*", help="a shell pattern on names (default: all), e.g. 'convnext*'")
     ls.add_argument("--json", action="store_true", help="print the list as JSON")
     ls.set_defaults(run=cmd_list)
+
+    v = sub.add_parser("viz", parents=[common], help="draw the architecture (svg, png, pdf, dot, html; no torch "
+                                                      "needed)")
+    v.add_argument("spec", help="an .arch file or a zoo model name")
+    v.add_argument("-o", "--output", metavar="FILE", help="the file to write; its suffix picks the format "
+                                                          "(.svg .png .pdf .dot .html); default <model>.svg here")
+    v.add_argument("--depth", default="2", help="scopes deeper than this are one node each (1: stem, stages, "
+                                                "head; 'all': every op; default 2)")
+    v.add_argument("--expand", action="append", metavar="SCOPE", help="open this scope whatever the depth "
+                                                                       "(e.g. stages.2); repeatable")
+    v.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
+    v.add_argument("--set", action="append", metavar="NAME=VALUE", help="rebind a family parameter")
+    v.set_defaults(run=cmd_viz)
 
     c = sub.add_parser("check", parents=[common], help="parse and check specs (no torch needed)")
     c.add_argument("specs", nargs="+", help=".arch files or zoo model names")

@@ -1,0 +1,159 @@
+"""The `.html` drawing: one self-contained page (no network, no scripts from elsewhere) where a
+click on a closed scope opens it and a click on an open scope's frame closes it.
+
+Graphviz lays out every drawing ahead of time, so the page carries one SVG per state it can
+show (a state is a set of open scopes): the requested drawing, each drawing one click away
+from it, and for every scope the drawing with just that scope and its ancestors open. From
+any state a click goes to the exact state it asks for when the page has it, and otherwise to
+the nearest one that shows what was clicked (the clicked scope's own drawing), so every scope
+can be opened down to single ops. All SVGs come from one run of `dot`.
+"""
+from __future__ import annotations
+
+import html
+import json
+
+import graphviz
+
+from .dot import Facts, draw
+from .scopes import ancestors
+from .view import build_view
+
+_SEP = "|"
+
+
+def state_key(opened) -> str:
+    return _SEP.join(sorted(opened))
+
+
+def page_states(facts: Facts, initial: frozenset[str]) -> list[frozenset[str]]:
+    """The states the page carries, the initial one first, in a deterministic order."""
+    states = [initial]
+    view = build_view(facts.graph, facts.tree, initial)
+    for item in view.items.values():  # one click from the initial drawing
+        if item.kind == "scope":
+            states.append(initial | {item.key})
+        elif item.kind == "fold":
+            states.append(initial | {item.run.items[0]})
+    for frame in view.frames():
+        states.append(frozenset(s for s in initial if s != frame and not s.startswith(frame + ".")))
+    states.append(frozenset({""}))
+    for scope in facts.tree.scopes():  # each scope's own drawing
+        states.append(frozenset({"", *ancestors(scope), scope}))
+    seen, out = set(), []
+    for s in states:
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+def render_svgs(sources: list[str]) -> list[str]:
+    """Lay out several dot graphs with one `dot` process; the `<svg>` element of each."""
+    data = "\n".join(sources).encode()
+    out = graphviz.pipe("dot", "svg", data).decode()
+    svgs = []
+    for chunk in out.split("<svg")[1:]:
+        svgs.append("<svg" + chunk[: chunk.rindex("</svg>") + len("</svg>")])
+    if len(svgs) != len(sources):
+        raise RuntimeError(f"dot returned {len(svgs)} drawings for {len(sources)} graphs")
+    return svgs
+
+
+def page(facts: Facts, initial: frozenset[str], rankdir: str = "TB") -> str:
+    """The whole HTML page for a compiled spec, opening on `initial`."""
+    states = page_states(facts, initial)
+    sources = [draw(facts, build_view(facts.graph, facts.tree, s), rankdir).source for s in states]
+    svgs = render_svgs(sources)
+    data = {"states": {state_key(s): i for i, s in enumerate(states)}, "svgs": svgs,
+            "scopes": facts.tree.scopes(), "initial": state_key(initial)}
+    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    title = html.escape(f"{facts.compiled.name} - archdsl viz")
+    return _TEMPLATE.replace("__TITLE__", title).replace("__DATA__", payload)
+
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<link rel="icon" href="data:,">
+<title>__TITLE__</title>
+<style>
+body { font-family: Helvetica, Arial, sans-serif; margin: 0; }
+header { padding: 6px 10px; border-bottom: 1px solid #ddd; font-size: 13px; position: sticky; top: 0;
+         background: #fff; }
+header button { font-size: 12px; margin-right: 6px; }
+#drawing { padding: 10px; }
+#drawing svg { max-width: none; }
+g.node.closed, g.cluster.open > text { cursor: pointer; }
+g.node.closed:hover polygon, g.node.closed:hover path { stroke: #1155cc; stroke-width: 2; }
+g.cluster.open > text:hover { fill: #1155cc; text-decoration: underline; }
+</style>
+</head>
+<body>
+<header><button id="all-closed">close all</button><button id="initial">first view</button>
+<span id="status"></span> &mdash; click a box to open it, a frame's title to close it; hover for the spec line</header>
+<div id="drawing"></div>
+<script id="viz-data" type="application/json">__DATA__</script>
+<script>
+"use strict";
+const DATA = JSON.parse(document.getElementById("viz-data").textContent);
+const SCOPES = new Set(DATA.scopes);
+const SEP = "|";
+let current = DATA.initial;
+
+function opened(key) { return new Set(key.split(SEP)); }
+function keyOf(set) { return Array.from(set).sort().join(SEP); }
+function ancestorsOf(scope) {
+  const parts = scope.split("."), out = [];
+  for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join("."));
+  return out;
+}
+function drill(scope) {
+  return scope ? keyOf(new Set(["", ...ancestorsOf(scope), scope])) : "";
+}
+function go(target, fallback) {
+  current = (target in DATA.states) ? target : fallback;
+  show();
+}
+function openScope(scope) {
+  const set = opened(current);
+  [...ancestorsOf(scope), scope].forEach(s => set.add(s));
+  go(keyOf(set), drill(scope));
+}
+function closeScope(scope) {
+  const set = new Set([...opened(current)].filter(s => s !== scope && !s.startsWith(scope + ".")));
+  const parent = scope.includes(".") ? scope.slice(0, scope.lastIndexOf(".")) : "";
+  go(keyOf(set), drill(parent));
+}
+function show() {
+  const box = document.getElementById("drawing");
+  box.innerHTML = DATA.svgs[DATA.states[current]];
+  const open = [...opened(current)].filter(s => s).length;
+  document.getElementById("status").textContent = open + " scope" + (open === 1 ? "" : "s") + " open";
+  box.querySelectorAll("g.node").forEach(g => {
+    const key = (g.id || "").replace(/^n:/, "");
+    const fold = key.match(/^(.*)\\.(\\d+)-(\\d+)$/);
+    if (SCOPES.has(key)) {
+      g.classList.add("closed");
+      g.addEventListener("click", ev => { ev.preventDefault(); openScope(key); });
+    } else if (fold && SCOPES.has(fold[1])) {
+      g.classList.add("closed");
+      g.addEventListener("click", ev => { ev.preventDefault(); openScope(fold[1] + "." + fold[2]); });
+    }
+  });
+  box.querySelectorAll("g.cluster").forEach(g => {
+    const scope = (g.id || "").replace(/^c:/, "");
+    if (!SCOPES.has(scope)) return;
+    g.classList.add("open");
+    const title = g.querySelector(":scope > text") || g.querySelector("text");
+    if (title) title.addEventListener("click", ev => { ev.preventDefault(); closeScope(scope); });
+  });
+}
+document.getElementById("all-closed").addEventListener("click", () => go("", ""));
+document.getElementById("initial").addEventListener("click", () => go(DATA.initial, DATA.initial));
+show();
+</script>
+</body>
+</html>
+"""

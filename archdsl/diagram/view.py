@@ -1,0 +1,97 @@
+"""What one drawing shows: its nodes (single ops, closed scopes, folded runs), the frames of
+open scopes, and its edges with the shapes they carry. Pure data; `dot.py` draws it.
+
+Each IR node is drawn by its representative: the shallowest closed scope above it (or the
+folded run that scope belongs to), or itself when every scope above it is open. An edge of
+the drawing is an IR edge whose ends have different representatives; edges carrying the same
+value into the same drawn node are drawn once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir.graph import Graph
+from .scopes import Run, ScopeTree, ancestors
+
+OUTPUT = "(output)"  # the drawn terminal after the graph's output; no scope can be named so
+
+
+@dataclass
+class Item:
+    """One drawn node."""
+
+    key: str  # its name in the drawing: an op's scope, a closed scope, a run's `c.0-2`, OUTPUT
+    kind: str  # "op", "scope", "fold" or "output"
+    nodes: list[int]  # the IR nodes it stands for, in topological order
+    frame: str  # the open scope it is drawn in ("" is the root)
+    run: Run | None = None  # for "fold"
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str
+    dst: str
+    value: int  # the IR node whose output it carries
+    slot: int  # argument position at the IR user (attention's q, k, v; a gate)
+    user: int | None  # the IR node it enters (None: the output terminal)
+
+
+@dataclass
+class View:
+    graph: Graph
+    tree: ScopeTree
+    opened: frozenset[str]
+    items: dict[str, Item] = field(default_factory=dict)  # key -> item, in drawing order
+    rep: dict[int, str] = field(default_factory=dict)  # IR node -> key of the item drawing it
+    edges: list[Edge] = field(default_factory=list)
+
+    def frames(self) -> list[str]:
+        """Open scopes that hold something drawn, parents first (the root excluded)."""
+        used = {a for item in self.items.values() for a in ancestors(item.key + ".x") if a in self.opened}
+        return [s for s in self.tree.scopes() if s in used]
+
+    def is_closed_item(self, scope: str) -> bool:
+        return scope in self.items and self.items[scope].kind in ("scope", "fold")
+
+
+def representative(tree: ScopeTree, opened: frozenset[str], scope: str) -> tuple[str, str, Run | None]:
+    """(key, kind, run) of the item that draws the node at `scope`."""
+    for prefix in ancestors(scope):
+        if prefix not in opened:
+            run = tree.run_of(prefix)
+            if run is not None and len(run) > 1 and not any(i in opened for i in run.items):
+                return run.key, "fold", run
+            return prefix, "scope", None
+    return scope, "op", None
+
+
+def build_view(graph: Graph, tree: ScopeTree, opened: frozenset[str]) -> View:
+    view = View(graph, tree, opened)
+    for node in graph:
+        key, kind, run = representative(tree, opened, node.scope)
+        view.rep[node.id] = key
+        item = view.items.get(key)
+        if item is None:
+            frame = (run.container if run else key.rsplit(".", 1)[0]) if "." in key else ""
+            item = view.items[key] = Item(key, kind, [], frame, run)
+        item.nodes.append(node.id)
+    seen = set()
+    for node in graph:
+        for slot, src in enumerate(graph.inputs(node.id)):
+            edge = Edge(view.rep[src], view.rep[node.id], src, slot, node.id)
+            if edge.src != edge.dst and (edge.src, edge.dst, src) not in seen:
+                seen.add((edge.src, edge.dst, src))
+                view.edges.append(edge)
+    outputs = graph.outputs if getattr(graph, "outputs", None) else [graph.output]
+    for i, out in enumerate(outputs):
+        key = OUTPUT if len(outputs) == 1 else f"(output {i})"
+        view.items[key] = Item(key, "output", [], "")
+        view.edges.append(Edge(view.rep[out], key, out, 0, None))
+    return view
+
+
+def scope_outputs(graph: Graph, nodes: list[int]) -> list[int]:
+    """The nodes of a group whose values leave it (used outside, or the graph's output)."""
+    inside = set(nodes)
+    finals = set(graph.outputs or []) if getattr(graph, "outputs", None) else {graph.output}
+    return [n for n in nodes if n in finals or any(u not in inside for u in graph.users(n))]
