@@ -206,3 +206,55 @@ def test_strings_join_with_plus_and_str_spells_values():
     with pytest.raises(ArchTypeError, match="joins a string only with another string") as info:
         compile_spec(text='model m { input [3, 8, 8]\n  n = "stage" + 1 }')
     assert (info.value.span.line, info.value.span.col) == (2, 17) and "str(" in info.value.hint
+
+
+# ---------------------------------------------------------------- configured blocks and ops
+CONFIGURED = """
+block bott(out, stride = 1, groups = 1, width = 64) {
+  conv(out * groups * width // 64, k=3, s=stride, g=groups) -> bn
+}
+family f(block = bott, norm = bn) {
+  input [32, 16, 16]
+  stages for i, w in [64, 128] {
+    block(w) x 2 first(stride = 2)
+    norm
+  }
+}
+model plain = f()
+model direct = f(block = bott)
+model configured = f(block = bott(groups = 32, width = 4), norm = layernorm(eps = 1e-6))
+"""
+
+
+def _nodes(model):
+    return [(n.scope, n.op, n.shape.dims) for n in compile_spec(text=CONFIGURED, model=model).graph]
+
+
+def test_configured_block_argument_keeps_the_module_tree():
+    configured = compile_spec(text=CONFIGURED, model="configured").graph
+    convs = [n for n in configured if n.op == "conv"]
+    assert [n.attrs.g for n in convs] == [32] * 4 and [n.shape.c for n in convs] == [128, 128, 256, 256]
+    assert [n.attrs.s for n in convs] == [(2, 2), (1, 1), (2, 2), (1, 1)]  # first(...) still applies
+    assert [n.attrs.eps for n in configured if n.op == "layernorm"] == [1e-6, 1e-6]
+    # the same scopes as the block named directly: configuring it changes no name
+    assert [s for s, op, _ in _nodes("configured") if op != "layernorm"] == \
+        [s for s, op, _ in _nodes("direct") if op != "bn" or ".blocks." in s]
+    assert _nodes("plain") == _nodes("direct")
+
+
+def test_configured_block_arguments_bind_like_partial():
+    src = """
+    block b(out, k = 3) { conv(out, k=k) }
+    model m {
+      input [3, 8, 8]
+      c = b(k = 1)
+      d = c(4)
+      d -> c(5, k = 3) -> d(k = 3)
+    }
+    """
+    g = graph_of(src)
+    assert [(n.scope, n.shape.c, n.attrs.k) for n in g if n.op == "conv"] == [
+        ("b1.conv1", 4, (1, 1)), ("b2.conv1", 5, (3, 3)), ("b3.conv1", 4, (3, 3))]
+    with pytest.raises(ArchTypeError, match="got 'out' twice") as info:
+        compile_spec(text="block b(out) { conv(out, k=1) }\nmodel m { input [3, 8, 8]\n  c = b(out = 3)\n  c(4) }")
+    assert (info.value.span.line, info.value.span.col) == (3, 9) and info.value.trace[0].line == 4

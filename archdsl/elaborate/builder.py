@@ -434,6 +434,8 @@ class Elaborator:
                                 did_you_mean(el.name, known + list(env.names())))
         pos = [evaluate(a, env, self._known) for a in el.args.positional]
         kw = {k.name: (evaluate(k.value, env, self._known), k.span) for k in el.args.keyword}
+        if isinstance(target, (BlockRef, OpRef)):  # a configured block or op: its arguments come first
+            pos, kw = target.bound.then(pos, kw)
         if extra is not None:
             if extra.positional:
                 raise ArchTypeError("first(...) takes keyword arguments only", extra.positional[0].span)

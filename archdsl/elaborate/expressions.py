@@ -6,7 +6,8 @@ from typing import Any, Callable
 
 from ..errors import ArchLimitError, ArchNameError, ArchTypeError, did_you_mean
 from ..frontend import ast
-from .values import Builtin, ScaleRule, ShapeView, describe, make_divisible, type_name
+from .values import (BlockRef, BoundArgs, Builtin, OpRef, ScaleRule, ShapeView, describe, make_divisible,
+                     type_name)
 
 MAX_INT = 10**15  # no architecture needs a bigger number; stops 10 ** 10 ** 10 early
 MAX_LIST = 100_000
@@ -308,6 +309,8 @@ def _call(e: ast.CallExpr, env: Env, known_names) -> Any:
     fn = evaluate(e.func, env, known_names)
     args = [evaluate(a, env, known_names) for a in e.args.positional]
     kwargs = {k.name: evaluate(k.value, env, known_names) for k in e.args.keyword}
+    if isinstance(fn, (BlockRef, OpRef)):
+        return configure(fn, args, {k.name: (kwargs[k.name], k.span) for k in e.args.keyword}, e)
     if isinstance(fn, ScaleRule):
         if kwargs or len(args) != 1:
             raise ArchTypeError(f"scale rule '{fn.name}' takes one number", e.span)
@@ -326,4 +329,27 @@ def _call(e: ast.CallExpr, env: Env, known_names) -> Any:
             raise err.at(e.span)
         return _checked(result, e)
     raise ArchTypeError(f"{describe(fn)} cannot be called in an expression", e.func.span,
-                        "blocks and ops are used in chains (`a -> b`), not in arithmetic")
+                        "only builtins, scaling rules, blocks and ops can be called")
+
+
+def configure(fn: BlockRef | OpRef, pos: list, kw: dict, e: ast.CallExpr) -> BlockRef | OpRef:
+    """`bottleneck(groups = 32)` in an expression: the block (or op) with these arguments
+    bound, added to those of every use (see `BoundArgs`). Names are checked here, values
+    where it is used."""
+    pos, kw = fn.bound.then(pos, kw)
+    if isinstance(fn, BlockRef):
+        what, names = f"block '{fn.decl.name}'", [p.name for p in fn.decl.params]
+    else:
+        from ..ir.ops import OPS
+        what, names = fn.name, [f for f in OPS[fn.name].attrs.model_fields if not f.startswith("_")]
+    if len(pos) > len(names):
+        raise ArchTypeError(f"{what} takes {len(names)} arguments, got {len(pos)}", e.span,
+                            "parameters: " + ", ".join(names) if names else None)
+    for name, (_, span) in kw.items():
+        if name not in names:
+            raise ArchNameError(f"{what} has no parameter '{name}'", span,
+                                did_you_mean(name, names) or ("parameters: " + ", ".join(names) if names else None))
+        if names.index(name) < len(pos):
+            raise ArchTypeError(f"{what} got '{name}' twice (by position and by name)", span)
+    bound = BoundArgs(tuple(pos), tuple((name, value, span) for name, (value, span) in kw.items()))
+    return BlockRef(fn.decl, bound) if isinstance(fn, BlockRef) else OpRef(fn.name, bound)

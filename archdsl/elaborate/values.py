@@ -11,21 +11,45 @@ from ..ir.shape import Shape
 
 
 @dataclass(frozen=True)
-class OpRef:
-    """A primitive named as a value (`act = relu6`)."""
+class BoundArgs:
+    """Arguments bound to a block or op named as a value (`bottleneck(groups = 32)`), added
+    to every use like Python's functools.partial: positional ones first, keyword ones
+    replaced by the same keyword at the use."""
 
-    name: str
+    positional: tuple = ()
+    keyword: tuple = ()  # (name, value, span) triples, in order
+
+    def then(self, pos: list, kw: dict) -> tuple[list, dict]:
+        """This binding followed by a use's arguments `pos` and `kw` ({name: (value, span)})."""
+        merged = {name: (value, span) for name, value, span in self.keyword}
+        merged.update(kw)
+        return list(self.positional) + list(pos), merged
 
     def __str__(self) -> str:
-        return f"op '{self.name}'"
+        items = [_short(v) for v in self.positional] + [f"{n}={_short(v)}" for n, v, _ in self.keyword]
+        return f"({', '.join(items)})" if items else ""
+
+
+@dataclass(frozen=True)
+class OpRef:
+    """A primitive named as a value (`act = relu6`), possibly with arguments (`gelu(...)`)."""
+
+    name: str
+    bound: BoundArgs = BoundArgs()
+
+    def __str__(self) -> str:
+        return f"op '{self.name}{self.bound}'"
 
 
 @dataclass(frozen=True)
 class BlockRef:
+    """A block named as a value (`block = basic`), possibly configured (`bottleneck(groups = 32)`)."""
+
     decl: ast.BlockDecl
+    bound: BoundArgs = BoundArgs()
 
     def __str__(self) -> str:
-        return f"block '{self.decl.name}'"
+        return f"block '{self.decl.name}{self.bound}'"
 
 
 @dataclass(frozen=True)
