@@ -258,3 +258,22 @@ def test_configured_block_arguments_bind_like_partial():
     with pytest.raises(ArchTypeError, match="got 'out' twice") as info:
         compile_spec(text="block b(out) { conv(out, k=1) }\nmodel m { input [3, 8, 8]\n  c = b(out = 3)\n  c(4) }")
     assert (info.value.span.line, info.value.span.col) == (3, 9) and info.value.trace[0].line == 4
+
+
+# ---------------------------------------------------------------- the repeat index
+def test_repeat_index_is_bound_in_each_repeat_and_in_first():
+    src = """
+    block b(out, stride = 1, dp = 0.0) { conv(out, k=3, s=stride) -> dropout(dp) }
+    model m {
+      input [3, 16, 16]
+      b(8, dp = 0.1 * j) x 3 with j first(stride = 2, dp = 0.5 + j)
+      conv(4 + k, k=1) -> relu x 2 with k
+    }
+    """
+    g = graph_of(src)
+    assert [n.attrs.p for n in g if n.op == "dropout"] == [0.5, 0.1, 0.2]
+    assert [(n.scope, n.shape.c) for n in g if n.op == "conv"][3:] == [("blocks.3.conv1", 4), ("blocks.4.conv1", 5)]
+    # numbering and names are those of the same repetition without an index
+    plain = graph_of(src.replace("0.1 * j", "0.1").replace("0.5 + j", "0.5").replace("4 + k", "4")
+                     .replace(" with j", "").replace(" with k", ""))
+    assert [n.scope for n in g] == [n.scope for n in plain]

@@ -144,3 +144,16 @@ def test_mutated_specs_that_parse(text):
 def test_shipped_files_are_in_canonical_form(capsys):
     files = sorted((ROOT / "specs").glob("*.arch")) + sorted((ROOT / "archdsl" / "stdlib").rglob("*.arch"))
     assert main(["fmt", "--check", *map(str, files)]) == 0, capsys.readouterr().out
+
+
+# The language's newer forms, each in canonical form already (fmt leaves it as it is).
+NEW_SYNTAX = {
+    "repeat index": ("model m {\n  input [3, 8, 8]\n  b(8, dp=0.1 * j) x 3 with j first(s = 2, dp = j)\n"
+                     "  conv(4 + j, k=1) -> relu x 2 with j when true\n}\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_SYNTAX))
+def test_new_syntax_is_canonical_and_round_trips(name):
+    text = NEW_SYNTAX[name]
+    assert check_formatting(text) == text

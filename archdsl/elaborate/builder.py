@@ -383,7 +383,7 @@ class Elaborator:
         for r in range(count):
             sub = f"{container}.{start + r}"
             self.graph.scopes[sub] = "repeat item"
-            sub_env = env.child(in_shape=ShapeView(self._shape(x)))
+            sub_env = env.child({rep.index: r} if rep.index else None, in_shape=ShapeView(self._shape(x)))
             for i, el in enumerate(stmt.elements):
                 extra = rep.first if (r == 0 and i == 0) else None
                 x = self._element(el, sub_env, sub, x, in_place=single, extra=extra, use_alias=False)

@@ -191,6 +191,7 @@ class Repeat:
     count: Expr
     first: Args | None
     span: Span
+    index: str | None = None  # `x N with j`: the name bound to 0 .. N-1 in each repeat
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,8 @@ class _Formatter:
         tail = ""
         if s.repeat is not None:
             tail += f" x {self.expr(s.repeat.count, _OR)}"
+            if s.repeat.index is not None:
+                tail += f" with {s.repeat.index}"
             if s.repeat.first is not None:
                 tail += f" first({', '.join(self.args(s.repeat.first, ' = '))})"
         if s.when is not None:

@@ -126,7 +126,8 @@ class TreeToAst(Transformer):
         return c
 
     def repeat(self, meta, c):
-        return ast.Repeat(c[0], c[1], self._span(meta))
+        index = self._check_name(c[1]) if c[1] is not None else None
+        return ast.Repeat(c[0], c[2], self._span(meta), index)
 
     def first(self, meta, c):
         return c[0] or ast.Args()
