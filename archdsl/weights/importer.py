@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping as MappingT
 
 from ..errors import ArchWeightsError
-from .mapping import Mapping, mapping_path, read_mapping
+from .mapping import Mapping, ScopeIndex, mapping_path, read_mapping
 
 _OPTIONAL_TARGETS = ("num_batches_tracked",)  # counters a checkpoint may leave out
 
@@ -21,6 +21,7 @@ def load_mapping(module, source: str = "hf") -> Mapping:
 def map_keys(mapping: Mapping, source_keys, target_keys) -> tuple[dict[str, str], list[str]]:
     """Source key -> our key for every mappable key, and the source keys no rule maps."""
     targets = set(target_keys)
+    scopes = ScopeIndex(targets)  # for `{i:PATTERN}` targets
     mapped, unmapped = {}, []
     for src_prefix, dst_prefix in mapping.in_order:  # zipped in state-dict order
         mine = [k for k in target_keys if k.startswith(dst_prefix)]
@@ -30,7 +31,7 @@ def map_keys(mapping: Mapping, source_keys, target_keys) -> tuple[dict[str, str]
         if key in mapped or any(p.search(key) for p in mapping.ignore):
             continue
         for rule in mapping.rules:
-            out = rule.apply(key)
+            out = rule.apply(key, scopes)
             if out is not None and out in targets:
                 mapped[key] = out
                 break

@@ -9,6 +9,15 @@ A rule maps a key prefix of the reference checkpoint to a prefix of ours:
 Rules are tried in order and the first whose target exists in the module wins, so a rule
 may have fallbacks (LeViT's MLP index `j` is either `blocks.{j//2}` or the downsample's).
 
+`{name:PATTERN}` in a target (arithmetic allowed: `{i+1:PATTERN}`) is the scope of the module
+at that position, counting from 0, among the scopes that match PATTERN, a dotted path whose
+`*` stands for a number, in numeric order: a flat reference list onto nested stages,
+
+    ["features.{i}.conv.", "{i-1:stages.*.blocks.*}."]   # features.1 is stages.0.blocks.0
+
+or onto every conv of them (`{i:stages.*.blocks.*.conv*}`). Past the last one the rule does
+not apply.
+
 `in_order = [["features.", "stages."]]` pairs the source's keys under the first prefix with
 ours under the second one to one, in state-dict order (module order): for a flat reference
 `Sequential` whose activations and pools take indices too (torchvision's VGG `features.0`,
@@ -25,6 +34,7 @@ from pathlib import Path
 from ..errors import ArchWeightsError
 
 _FIELD = re.compile(r"\{(\w+)(?:(\+|-|\*|//)(\d+))?\}")
+_NTH = re.compile(r"\{(\w+)(?:(\+|-|\*|//)(\d+))?:([\w.*]+)\}")  # {i-1:stages.*.blocks.*}
 
 
 @dataclass(frozen=True)
@@ -33,12 +43,41 @@ class Rule:
     target: str
     pattern: re.Pattern
 
-    def apply(self, key: str) -> str | None:
+    def apply(self, key: str, scopes: "ScopeIndex | None" = None) -> str | None:
         m = self.pattern.match(key)
         if m is None:
             return None
         values = {k: int(v) for k, v in m.groupdict().items()}
-        return _FIELD.sub(lambda f: str(_compute(values, f)), self.target) + key[m.end():]
+        target = self.target
+        if _NTH.search(target):
+            if scopes is None:
+                return None
+            found = [scopes.nth(f.group(4), _compute(values, f)) for f in _NTH.finditer(target)]
+            if None in found:
+                return None
+            it = iter(found)
+            target = _NTH.sub(lambda f: next(it), target)
+        return _FIELD.sub(lambda f: str(_compute(values, f)), target) + key[m.end():]
+
+
+class ScopeIndex:
+    """The module's scopes matching a `{i:PATTERN}` pattern, in numeric order (cached)."""
+
+    def __init__(self, keys):
+        self.keys = list(keys)
+        self._found: dict[str, list[str]] = {}
+
+    def nth(self, pattern: str, i: int) -> str | None:
+        if pattern not in self._found:
+            rx = re.compile("^" + re.escape(pattern).replace(r"\*", r"(\d+)") + r"(?=\.)")
+            seen = {}
+            for k in self.keys:
+                m = rx.match(k)
+                if m:
+                    seen[m.group(0)] = tuple(int(g) for g in m.groups())
+            self._found[pattern] = sorted(seen, key=seen.get)
+        found = self._found[pattern]
+        return found[i] if 0 <= i < len(found) else None
 
 
 def _compute(values: dict[str, int], f: re.Match) -> int:
@@ -57,7 +96,7 @@ def compile_rule(source: str, target: str) -> Rule:
         pos = f.end()
     parts.append(re.escape(source[pos:]))
     known = {f.group(1) for f in _FIELD.finditer(source)}
-    for f in _FIELD.finditer(target):
+    for f in [*_FIELD.finditer(target), *_NTH.finditer(target)]:
         if f.group(1) not in known:
             raise ValueError(f"target {target!r} uses {{{f.group(1)}}}, which the source does not match")
     return Rule(source, target, re.compile("".join(parts)))
