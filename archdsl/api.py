@@ -26,13 +26,16 @@ def build(spec: str | Path | CompiledSpec | None = None, *, text: str | None = N
     import torch
 
     from .emit.torch_module import emit_module
+    from .features import TaskOptions
 
+    task = TaskOptions.pop_from(overrides)  # features_only, out_indices, out_features, num_classes, classes=0
     compiled = spec if isinstance(spec, CompiledSpec) else compile_spec(spec, model, overrides, text=text)
+    graph, feature_info = task.graph(compiled.graph)  # a backbone's or a headless graph, else the model's
     info = {"spec": compiled.program.root,
-            "input_shape": compiled.input_shape, "output_shape": compiled.output_shape,
+            "input_shape": compiled.input_shape, "output_shape": list(graph.node(graph.output).shape.dims),
             "family_file": _family_file(compiled)}
     with torch.device(device) if device is not None else _nullcontext():
-        return emit_module(compiled.graph, info)
+        return task.finish(emit_module(graph, info), feature_info)
 
 
 def _family_file(compiled: CompiledSpec) -> str | None:

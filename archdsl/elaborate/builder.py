@@ -15,7 +15,7 @@ from ..errors import (ArchDSLError, ArchLimitError, ArchNameError, ArchShapeErro
                       Span, did_you_mean)
 from ..frontend import ast
 from ..frontend.loader import Program
-from ..ir.graph import Graph
+from ..ir.graph import Graph, Tap
 from ..ir.ops import INTERNAL_OPS, MERGE_OPS, OPS
 from ..ir.shape import Shape
 from .arguments import bind_params, build_attrs
@@ -239,16 +239,27 @@ class Elaborator:
     def _single_block_call(self, body: ast.Body, env: Env):
         """A scope whose body is one (non-repeated) block call takes the block's contents
         directly: `stages.0.blocks.1.conv1`, not `stages.0.blocks.1.bottleneck1.conv1`."""
-        chains = [s for s in body.stmts if not isinstance(s, (ast.Assign, ast.ScaleStmt, ast.ExpectStmt))]
+        chains = [s for s in body.stmts if not isinstance(s, (ast.Assign, ast.ScaleStmt, ast.ExpectStmt))
+                  and not self._only_taps(s, env)]  # a tap makes no module: it never breaks a collapse
         if len(chains) != 1 or not isinstance(chains[0], ast.ChainStmt):
             return None
         stmt = chains[0]
-        if stmt.repeat is not None or len(stmt.elements) != 1 or not isinstance(stmt.elements[0], ast.CallEl):
+        elements = list(stmt.elements)
+        while len(elements) > 1 and self._is_tap(elements[-1], env):
+            elements.pop()
+        if stmt.repeat is not None or len(elements) != 1 or not isinstance(elements[0], ast.CallEl):
             return None
-        el = stmt.elements[0]
+        el = elements[0]
         if el.alias is not None:
             return None
         return stmt if isinstance(self._callee(el.name, env), BlockRef) else None
+
+    def _is_tap(self, el, env: Env) -> bool:
+        return isinstance(el, ast.CallEl) and el.name == "tap" and self._callee(el.name, env) == OpRef("tap")
+
+    def _only_taps(self, stmt, env: Env) -> bool:
+        return (isinstance(stmt, ast.ChainStmt) and stmt.repeat is None
+                and all(self._is_tap(el, env) for el in stmt.elements))
 
     def _stmt(self, stmt, env: Env, scope: str, x: int | None, in_place: bool = False) -> int | None:
         if isinstance(stmt, ast.Assign):
@@ -447,12 +458,23 @@ class Elaborator:
                 raise ArchTypeError(f"'{target.name}' joins branches", el.name_span,
                                     f"use `merge {target.name} {{ {{...}} {{...}} }}`")
             attrs = build_attrs(op, pos, kw, el.span)
+            if target.name == "tap":  # names the value; makes no node (see ir/ops/tap.py)
+                return self._tap(attrs.name, scope, x, el.span)
             name = self._alias(scope, alias, el.span) if alias else self._fresh(scope, target.name, True)
             return self._node(target.name, attrs, [x], scope, name, el.span)
         if isinstance(target, BlockRef):
             return self._block(target.decl, pos, kw, el, scope, x, in_place, alias)
         raise ArchTypeError(f"'{el.name}' is {describe(target)}, not a block or op", el.name_span,
                             "only blocks and ops can be chained")
+
+    def _tap(self, name: str, scope: str, x: int, span: Span) -> int:
+        taps = self.graph.taps
+        if name in taps:
+            raise ArchNameError(f"the feature tap '{name}' is declared twice", span,
+                                "give each tap its own name, e.g. tap(\"stage\" + str(i + 1)) in a loop")
+        # the module a tap reports is the scope it is written in (`stem`, `stages.0`)
+        taps[name] = Tap(x, scope, span)
+        return x
 
     def _block(self, decl: ast.BlockDecl, pos: list, kw: dict, el: ast.CallEl, scope: str, x: int,
                in_place: bool, alias: str | None) -> int:

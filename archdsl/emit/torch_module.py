@@ -85,7 +85,8 @@ class _Emitter:
         prefix = region + "."
         inside = {nid for nid in self.order if g.node(nid).scope.startswith(prefix)}
         ext_in = {src for nid in inside for src in g.inputs(nid) if src not in inside}
-        outs = {nid for nid in inside if nid == g.output or any(u not in inside for u in g.users(nid))}
+        leaving = set(g.output_nodes())  # a backbone has several outputs
+        outs = {nid for nid in inside if nid in leaving or any(u not in inside for u in g.users(nid))}
         if len(ext_in) == 1 and len(outs) == 1:
             return ext_in.pop(), outs.pop()
         return None
@@ -151,7 +152,10 @@ class _Emitter:
             lines.append(f"    t{nid} = {code}")
         if region == "" and self.graph.meta.get("memory_format") == "channels_last":
             lines.insert(0, "    x = x.contiguous(memory_format=torch.channels_last)")
-        lines.append(f"    return {var[out]}")
+        if region == "" and g.outputs is not None:  # a backbone: the list of its feature maps
+            lines.append("    return [" + ", ".join(var[o] for o in g.outputs) + "]")
+        else:
+            lines.append(f"    return {var[out]}")
         return "def forward(self, x):\n" + "\n".join(lines) + "\n"
 
 

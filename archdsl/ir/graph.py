@@ -11,6 +11,7 @@ opaque values in `meta`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import networkx as nx
@@ -45,8 +46,23 @@ class Node(BaseModel):
         return self.scope.rsplit(".", 1)[0] if "." in self.scope else ""
 
 
+@dataclass(frozen=True)
+class Tap:
+    """A named feature map (`tap("stage1")` in a spec): the node whose value it is, and the
+    scope the tap was written in (`stages.0`), which feature_info reports as its module."""
+
+    node: int
+    module: str
+    span: Span | None = None
+
+
 class Graph:
-    """A dataflow graph with one input node and one output node."""
+    """A dataflow graph with one input node and one output node.
+
+    `taps` name feature maps (name -> `Tap`, in the spec's order); they are not outputs of the
+    graph. A backbone graph (`archdsl.features`) has several outputs: `outputs` lists them in
+    order (the emitted forward returns a list) and `output` is the last of them.
+    """
 
     def __init__(self, name: str = "model"):
         self.name = name
@@ -57,6 +73,12 @@ class Graph:
         self.scopes: dict[str, str] = {}  # scope path -> kind (block name, "section", "branch", ...)
         self.family: str | None = None  # the family the model instantiates, for weight mappings
         self.meta: dict[str, Any] = {}  # whole-graph facts for emitters (e.g. "memory_format")
+        self.taps: dict[str, Tap] = {}  # named feature maps, in the spec's order
+        self.outputs: list[int] | None = None  # several outputs (a backbone), else None
+
+    def output_nodes(self) -> list[int]:
+        """Every node whose value leaves the graph."""
+        return list(self.outputs) if self.outputs is not None else [self.output]
 
     # construction ---------------------------------------------------------
     def add(self, op: str, attrs: Attrs, inputs: list[int], scope: str, span: Span | None,
@@ -102,12 +124,13 @@ class Graph:
             new.nx.nodes[nid]["node"] = node.model_copy(update={"meta": dict(node.meta)})
         new._next_id, new.input, new.output = self._next_id, self.input, self.output
         new.scopes, new.family, new.meta = dict(self.scopes), self.family, dict(self.meta)
+        new.taps, new.outputs = dict(self.taps), (list(self.outputs) if self.outputs is not None else None)
         return new
 
     def single_user(self, nid: int) -> int | None:
         """The one node that uses `nid` (once), or None when it has several uses or is the output."""
         edges = list(self.nx.out_edges(nid))
-        if len(edges) != 1 or nid == self.output:
+        if len(edges) != 1 or nid in self.output_nodes():
             return None
         return edges[0][1]
 
@@ -139,11 +162,27 @@ class Graph:
             self.nx.add_edge(new, dst, key=key)
         if self.output == old:
             self.output = new
+        if self.outputs is not None:
+            self.outputs = [new if o == old else o for o in self.outputs]
+        for name, tap in self.taps.items():  # a tap follows its value through rewrites
+            if tap.node == old:
+                self.taps[name] = Tap(new, tap.module, tap.span)
 
     def erase(self, nid: int) -> None:
-        if self.users(nid) or nid == self.output:
+        if self.users(nid) or nid in self.output_nodes():
             raise ValueError(f"node {nid} still has users")
+        if any(tap.node == nid for tap in self.taps.values()):
+            raise ValueError(f"node {nid} is a feature tap; move it with replace_all_uses_with first")
         self.nx.remove_node(nid)
+
+    def keep_only(self, keep: set[int]) -> None:
+        """Remove every node outside `keep` (which must hold all its members' inputs): the
+        graph pruned to what some outputs need. Taps on removed nodes go with them."""
+        missing = {src for nid in keep for src in self.inputs(nid) if src not in keep}
+        if missing:
+            raise ValueError(f"nodes {sorted(keep)[:5]}... need {sorted(missing)}, which would be removed")
+        self.nx.remove_nodes_from([nid for nid in list(self.nx.nodes) if nid not in keep])
+        self.taps = {name: tap for name, tap in self.taps.items() if tap.node in keep}
 
     # checks ---------------------------------------------------------------
     def lint(self) -> None:

@@ -9,6 +9,7 @@ from .elementwise import ACTIVATIONS, Dropout, DropPath
 from .linear import Flatten, LayerScale, Linear, LinearAct
 from .merge import Add, Concat, Mean, Mul
 from .norm import BatchNorm, GlobalResponseNorm, LayerNorm
+from .tap import Tap
 from .tokens import Fold, Subsample, ToGrid, ToTokens, Unfold
 
 
@@ -23,7 +24,7 @@ OPS = OpRegistry([
     Input(), Conv(), MaxPool(), AvgPool(), BatchNorm(), LayerNorm(), GlobalResponseNorm(),
     *[cls() for cls in ACTIVATIONS], Dropout(), DropPath(), Linear(), LayerScale(), Flatten(),
     Add(), Mean(), Mul(), Concat(), ToTokens(), ToGrid(), Subsample(), Unfold(), Fold(),
-    LevitAttention(), ScaledDotProductAttention(),
+    LevitAttention(), ScaledDotProductAttention(), Tap(),
     *[cls() for cls in CHANNEL_OPS],  # chunk, channel_shuffle, adaptive_avgpool, adaptive_maxpool
     ConvAct(), ConvAdd(), LinearAct(), LevitAttentionGathered(),  # internal: made by the inference passes
 ])

@@ -1,0 +1,160 @@
+"""Feature taps and backbones: `tap(...)`, features_only / out_indices / out_features,
+feature_info against timm's figures, pruning, and every shipped tap's runtime shape."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import archdsl
+from archdsl.compiler import compile_spec
+from archdsl.emit.torch_module import generated_source
+from archdsl.features import all_taps, feature_info
+from conftest import SPECS
+
+# timm 1.0.31's feature_info for these models (timm/models/*.py, `feature_info` of each
+# model class: num_chs and reduction per out index), carried here as literals.
+TIMM_FEATURE_INFO = {
+    "resnet50": ([64, 256, 512, 1024, 2048], [2, 4, 8, 16, 32]),  # act1, layer1..4
+    "convnext_tiny": ([96, 192, 384, 768], [4, 8, 16, 32]),  # stages.0..3
+    "efficientnet_b0": ([16, 24, 40, 112, 320], [2, 4, 8, 16, 32]),  # blocks.0,1,2,4,6
+    "mobilenet_v3_large": ([16, 24, 40, 112, 960], [2, 4, 8, 16, 32]),  # mobilenetv3_large_100
+    "densenet121": ([64, 256, 512, 1024, 1024], [2, 4, 8, 16, 32]),  # norm0, denseblock1..3, norm5
+    "mobilevit_s": ([32, 64, 96, 128, 640], [2, 4, 8, 16, 32]),
+    "levit_128s": ([128, 256, 384], [16, 32, 64]),
+}
+
+TINY = """
+model tiny {
+  input [3, 32, 32]
+  stem {
+    conv(8, k=3, s=2) -> bn -> relu -> tap("stem")
+    maxpool(k=3, s=2, p=1)
+  }
+  stages for i in range(3) {
+    conv(8 * (i + 2), k=3, s=i == 0 ? 1 : 2) -> bn -> relu
+    tap("stage" + str(i + 1))
+  }
+  head {
+    avgpool -> flatten -> linear(10) as fc
+  }
+}
+"""
+
+
+def _shipped(name: str):
+    if not any(p.stem == name for p in SPECS):
+        pytest.skip(f"specs/{name}.arch is not in the zoo yet")
+
+
+@pytest.mark.quick
+def test_taps_are_named_outputs_of_a_pruned_straight_line_module():
+    full = archdsl.build(text=TINY)
+    backbone = archdsl.build(text=TINY, out_indices=(1, 2))
+    x = torch.randn(2, 3, 32, 32)
+    maps = backbone(x)
+    assert [tuple(m.shape) for m in maps] == [(2, 16, 8, 8), (2, 24, 4, 4)]
+    # the same layers, with the full model's tensors, give the same maps
+    backbone.load_state_dict({k: v for k, v in full.state_dict().items() if k in backbone.state_dict()})
+    full.eval(), backbone.eval()
+    stage2 = full.get_submodule("stages.1")(full.get_submodule("stages.0")(full.stem(x)))
+    torch.testing.assert_close(backbone(x)[1], stage2)
+    # only what the chosen taps need: no stage 3, no head; generated code, no hooks
+    names = set(dict(backbone.named_modules()))
+    assert "stages.2" not in names and "head" not in names
+    assert "return [" in generated_source(backbone)["(root)"]
+    assert backbone.feature_info.channels() == [16, 24] and backbone.feature_info.reduction() == [4, 8]
+    assert backbone.feature_info.module_name() == ["stages.0", "stages.1"]
+    assert backbone.out_features == ["stage1", "stage2"] and backbone.channels == [16, 24]
+    assert backbone.feature_info[0] == {"num_chs": 16, "reduction": 4, "module": "stages.0", "name": "stage1",
+                                        "index": 1}
+
+
+def test_taps_do_not_change_the_classifier():
+    with_taps = compile_spec(text=TINY)
+    without = compile_spec(text=TINY.replace(' -> tap("stem")', "").replace('tap("stage" + str(i + 1))', ""))
+    assert len(with_taps.graph) == len(without.graph) and with_taps.params == without.params
+    assert list(with_taps.graph.taps) == ["stem", "stage1", "stage2", "stage3"]
+    assert list(without.graph.taps) == []
+
+
+def test_out_features_by_name_and_negative_indices():
+    m = archdsl.build(text=TINY, out_features=["stem", "stage3"], device="meta")
+    assert m.feature_info.out_indices == (0, 3)
+    m = archdsl.build(text=TINY, features_only=True, out_indices=(-1,), device="meta")
+    assert m.out_features == ["stage3"]
+    m = archdsl.build(text=TINY, out_indices=[1, 2], out_features=["stage1", "stage2"], device="meta")
+    assert m.out_features == ["stage1", "stage2"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(out_indices=(2, 1)), "in the model's order"),
+    (dict(out_indices=(1, 1)), "chosen twice"),
+    (dict(out_indices=(4,)), "out of range"),
+    (dict(out_indices=("stage1",)), "list of ints"),
+    (dict(out_features=["stage9"]), "'stage9' is not a feature tap"),
+    (dict(out_features=["stage2", "stem"]), "in the model's order"),
+    (dict(out_features=[]), "no feature taps chosen"),
+    (dict(out_indices=[1], out_features=["stage2"]), "choose different taps"),
+])
+def test_bad_choices_are_errors_listing_the_taps(kwargs, message):
+    with pytest.raises(archdsl.ArchDSLError) as e:
+        archdsl.build(text=TINY, device="meta", **kwargs)
+    assert message in str(e.value)
+    assert "0 stem, 1 stage1, 2 stage2, 3 stage3" in str(e.value)
+
+
+def test_tap_errors_in_the_spec():
+    with pytest.raises(archdsl.ArchDSLError, match="declared twice"):
+        compile_spec(text=TINY.replace('tap("stage" + str(i + 1))', 'tap("stage")'))
+    with pytest.raises(archdsl.ArchDSLError):
+        compile_spec(text=TINY.replace('tap("stem")', 'tap("not a name")'))
+    no_taps = TINY.replace(' -> tap("stem")', "").replace('tap("stage" + str(i + 1))', "")
+    with pytest.raises(archdsl.ArchDSLError, match="declares no feature taps"):
+        archdsl.build(text=no_taps, features_only=True, device="meta")
+
+
+def test_tap_after_a_block_call_keeps_the_collapsed_names():
+    spec = """
+block two(out) {
+  conv(out, k=3) -> relu
+}
+model m {
+  input [3, 8, 8]
+  stem {
+    two(4) -> tap("stem")
+  }
+}
+"""
+    g = compile_spec(text=spec).graph
+    assert [n.scope for n in g if n.op != "input"] == ["stem.conv1", "stem.relu1"]
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_FEATURE_INFO))
+def test_feature_info_equals_timm(name):
+    _shipped(name)
+    channels, reductions = TIMM_FEATURE_INFO[name]
+    info = feature_info(name)
+    assert info.channels() == channels and info.reduction() == reductions
+
+
+def test_classes_zero_gives_pooled_features():
+    m = archdsl.build("resnet18", num_classes=0, device="meta")
+    assert m(torch.empty(1, 3, 224, 224, device="meta")).shape == (1, 512)
+    assert not any(k.startswith("head.fc") for k in m.state_dict())
+    assert archdsl.build("resnet18", num_classes=10, device="meta").head.fc.out_features == 10
+    with pytest.raises(archdsl.ArchDSLError, match="disagree"):
+        archdsl.build("resnet18", num_classes=10, classes=5, device="meta")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+def test_every_tap_runtime_shape_is_its_static_shape(spec):
+    taps = all_taps(compile_spec(spec).graph)
+    if not taps:
+        pytest.skip("no feature taps")
+    m = archdsl.build(spec, features_only=True, device="meta")
+    c, h, w = m.archdsl_info["input_shape"]
+    maps = m(torch.empty(1, c, h, w, device="meta"))
+    assert len(maps) == len(taps)
+    for t, fm in zip(taps, maps):
+        assert fm.shape[:2] == (1, t.num_chs), t.name
+        assert fm.shape[2] == -(-h // t.reduction), t.name  # ceil: padded strides round up
