@@ -277,3 +277,22 @@ def test_repeat_index_is_bound_in_each_repeat_and_in_first():
     plain = graph_of(src.replace("0.1 * j", "0.1").replace("0.5 + j", "0.5").replace("4 + k", "4")
                      .replace(" with j", "").replace(" with k", ""))
     assert [n.scope for n in g] == [n.scope for n in plain]
+
+
+# ---------------------------------------------------------------- list comprehensions
+def test_list_comprehensions_bind_like_for_and_filter():
+    src = """
+    model m {
+      input [3, 8, 8]
+      widths = [c * 2 for c in [1, 2, 3]]                   # 2, 4, 6
+      rows = [a * 10 + b for a, b in [[1, 2], [3, 4]] if a > 1]  # unpacked: 34
+      picked = [i for i, c in [5, 6, 7] if c != 6]          # index and item: 0, 2
+      nested = [[r * c for c in [1, 2]] for r in range(3)]  # [[0, 0], [1, 2], [2, 4]]
+      c = 100                                               # not touched by the loops' names
+      conv(sum(widths) + rows[0] + sum(picked) + nested[2][1] + c, k=1)
+    }
+    """
+    g = graph_of(src)
+    assert g.node(g.output).shape.c == 12 + 34 + 2 + 4 + 100
+    with pytest.raises(ArchNameError, match="unknown name 'q'"):
+        graph_of("model m { input [3, 8, 8]\n  a = [q for q in [1]]\n  conv(q, k=1) }")

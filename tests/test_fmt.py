@@ -150,6 +150,8 @@ def test_shipped_files_are_in_canonical_form(capsys):
 NEW_SYNTAX = {
     "repeat index": ("model m {\n  input [3, 8, 8]\n  b(8, dp=0.1 * j) x 3 with j first(s = 2, dp = j)\n"
                      "  conv(4 + j, k=1) -> relu x 2 with j when true\n}\n"),
+    "comprehension": ("a = [c * 2 for c in widths]\nb = [[i, c] for i, c in zip(xs, ys) if c > 0 and i != 2]\n"
+                      "c = [x1 ? 1 : 2 for x1 in [true, false]]\nd = [[r * c for c in q] for r in range(3)][0]\n"),
 }
 
 

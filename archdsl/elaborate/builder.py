@@ -19,7 +19,7 @@ from ..ir.graph import Graph, Tap
 from ..ir.ops import INTERNAL_OPS, MERGE_OPS, OPS
 from ..ir.shape import Shape
 from .arguments import bind_params, build_attrs
-from .expressions import BUILTINS, Env, evaluate
+from .expressions import BUILTINS, Env, bindings, evaluate
 from .values import BlockRef, FamilyRef, OpRef, ScaleRule, ShapeView, describe
 
 
@@ -329,30 +329,13 @@ class Elaborator:
         return ScaleRule(rule.name, "depth", float(factor), rounding=rule.rounding)
 
     def _iterations(self, names: tuple[str, ...], iterable: ast.Expr, env: Env):
-        """`for v in xs`: each item. With several names, items that are lists of that many
-        values unpack (`for t, c, n, s in table`); otherwise `for i, v in xs` gives index and
-        item, and `for i, a, b in xs` index and the item's parts."""
-        items = evaluate(iterable, env, self._known)
-        if not isinstance(items, list):
-            raise ArchTypeError(f"can only loop over a list, got {describe(items)}", iterable.span,
-                                "use range(n) to loop n times")
-        unpack = len(names) > 1 and all(isinstance(it, list) and len(it) == len(names) for it in items)
-        for i, item in enumerate(items):
+        """The variables of each iteration of a loop (see `bindings`), counted against the limits."""
+        for bound in bindings(names, evaluate(iterable, env, self._known), iterable):
             self._iterations_done += 1
             if self._iterations_done > self.limits.max_iterations:
                 raise ArchLimitError(f"loops run more than {self.limits.max_iterations:,} iterations in all",
                                      iterable.span, "check loop bounds; nested loops multiply")
-            if len(names) == 1:
-                yield {names[0]: item}
-            elif unpack:
-                yield dict(zip(names, item))
-            elif len(names) == 2:
-                yield {names[0]: i, names[1]: item}
-            else:
-                if not isinstance(item, list) or len(item) != len(names) - 1:
-                    raise ArchTypeError(f"item {i} is {describe(item)}, which does not unpack into "
-                                        f"{len(names) - 1} names", iterable.span)
-                yield {names[0]: i, **dict(zip(names[1:], item))}
+            yield bound
 
     # -------------------------------------------------------------- chains
     def _chain(self, stmt: ast.ChainStmt, env: Env, scope: str, x: int | None, in_place: bool) -> int | None:

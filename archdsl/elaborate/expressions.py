@@ -166,6 +166,8 @@ def evaluate(e: ast.Expr, env: Env, known_names: Callable[[], set[str]] = lambda
         return env.in_shape
     if isinstance(e, ast.ListLit):
         return [ev(i) for i in e.items]
+    if isinstance(e, ast.ListComp):
+        return _comprehension(e, env, known_names)
     if isinstance(e, ast.Attr):
         base = ev(e.value)
         if isinstance(base, ShapeView):
@@ -217,6 +219,38 @@ def evaluate(e: ast.Expr, env: Env, known_names: Callable[[], set[str]] = lambda
     if isinstance(e, ast.CallExpr):
         return _call(e, env, known_names)
     raise ArchTypeError(f"cannot evaluate {type(e).__name__}", getattr(e, "span", None))
+
+
+def bindings(names: tuple[str, ...], items, iterable: ast.Expr):
+    """The variables of each iteration of `for names in items` (statements, named loops and
+    comprehensions alike). With several names, items that are lists of that many values
+    unpack (`for t, c, n, s in table`); otherwise `for i, v in xs` gives index and item, and
+    `for i, a, b in xs` index and the item's parts."""
+    if not isinstance(items, list):
+        raise ArchTypeError(f"can only loop over a list, got {describe(items)}", iterable.span,
+                            "use range(n) to loop n times")
+    unpack = len(names) > 1 and all(isinstance(it, list) and len(it) == len(names) for it in items)
+    for i, item in enumerate(items):
+        if len(names) == 1:
+            yield {names[0]: item}
+        elif unpack:
+            yield dict(zip(names, item))
+        elif len(names) == 2:
+            yield {names[0]: i, names[1]: item}
+        else:
+            if not isinstance(item, list) or len(item) != len(names) - 1:
+                raise ArchTypeError(f"item {i} is {describe(item)}, which does not unpack into "
+                                    f"{len(names) - 1} names", iterable.span)
+            yield {names[0]: i, **dict(zip(names[1:], item))}
+
+
+def _comprehension(e: ast.ListComp, env: Env, known_names) -> list:
+    out = []
+    for bound in bindings(e.names, evaluate(e.iterable, env, known_names), e.iterable):
+        inner = env.child(bound)
+        if e.cond is None or _truth(evaluate(e.cond, inner, known_names), e.cond):
+            out.append(evaluate(e.item, inner, known_names))
+    return out
 
 
 def _truth(v, e: ast.Expr) -> bool:

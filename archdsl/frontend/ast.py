@@ -46,6 +46,17 @@ class ListLit:
 
 
 @dataclass(frozen=True)
+class ListComp:
+    """`[item for names in iterable if cond]`: names bound as in a `for` statement."""
+
+    item: "Expr"
+    names: tuple[str, ...]
+    iterable: "Expr"
+    cond: "Expr | None"
+    span: Span
+
+
+@dataclass(frozen=True)
 class Kwarg:
     name: str
     value: "Expr"
@@ -110,8 +121,8 @@ class Cond:
     span: Span
 
 
-Expr = Union[Num, Str, Bool, Name, InRef, ListLit, CallExpr, Index, Slice, Attr, BinOp, UnaryOp, Cond]
-EXPR_TYPES = (Num, Str, Bool, Name, InRef, ListLit, CallExpr, Index, Slice, Attr, BinOp, UnaryOp, Cond)
+Expr = Union[Num, Str, Bool, Name, InRef, ListLit, ListComp, CallExpr, Index, Slice, Attr, BinOp, UnaryOp, Cond]
+EXPR_TYPES = (Num, Str, Bool, Name, InRef, ListLit, ListComp, CallExpr, Index, Slice, Attr, BinOp, UnaryOp, Cond)
 
 
 # ---------------------------------------------------------------- statements

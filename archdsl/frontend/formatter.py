@@ -269,6 +269,9 @@ class _Formatter:
             return "in", _ATOM
         if isinstance(e, ast.ListLit):
             return "[" + ", ".join(self.expr(i) for i in e.items) + "]", _ATOM
+        if isinstance(e, ast.ListComp):
+            cond = f" if {self.expr(e.cond)}" if e.cond is not None else ""
+            return f"[{self.expr(e.item)} for {', '.join(e.names)} in {self.expr(e.iterable)}{cond}]", _ATOM
         if isinstance(e, ast.CallExpr):
             return f"{self.expr(e.func, _POSTFIX)}({', '.join(self.args(e.args))})", _POSTFIX
         if isinstance(e, ast.Index):

@@ -214,6 +214,9 @@ class TreeToAst(Transformer):
     def list(self, meta, c):
         return ast.ListLit(tuple(c[0] or ()), self._span(meta))
 
+    def comprehension(self, meta, c):
+        return ast.ListComp(c[0], c[1], c[2], c[3], self._span(meta))
+
     def exprlist(self, meta, c):
         return [e for e in c if e is not None]
 
