@@ -296,3 +296,30 @@ def test_list_comprehensions_bind_like_for_and_filter():
     assert g.node(g.output).shape.c == 12 + 34 + 2 + 4 + 100
     with pytest.raises(ArchNameError, match="unknown name 'q'"):
         graph_of("model m { input [3, 8, 8]\n  a = [q for q in [1]]\n  conv(q, k=1) }")
+
+
+# ---------------------------------------------------------------- `when` on merge branches
+def test_a_branch_dropped_by_when_is_absent():
+    src = """
+    block incep(pool = true, wide = false) {
+      concat {
+        a { conv(4, k=1) }
+        { conv(6, k=3) } when wide
+        pool { maxpool(3, 1, 1) -> conv(2, k=1) } when pool and in.channels > 0
+        { conv(1, k=1) } when wide
+      }
+    }
+    model m {
+      input [3, 8, 8]
+      incep -> incep(wide = true) -> incep(pool = false)
+    }
+    """
+    g = graph_of(src)
+    assert [n.scope for n in g if n.op in ("conv", "concat")] == [
+        "incep1.a.conv1", "incep1.pool.conv1", "incep1.concat1",
+        "incep2.a.conv1", "incep2.branch1.conv1", "incep2.pool.conv1", "incep2.branch2.conv1", "incep2.concat1",
+        "incep3.a.conv1"]  # the last keeps one branch: no join node
+    assert g.node(g.output).shape.c == 4
+    with pytest.raises(ArchTypeError, match="sdpa joins 3 branches, but only 2 remain"):
+        graph_of("model m { input [8, 4, 4]  tokens\n  merge sdpa(2) { { linear(8) } { linear(8) } when false "
+                 "{ linear(8) } } }")

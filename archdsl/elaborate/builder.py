@@ -34,6 +34,11 @@ MODULE_ATTRIBUTES = frozenset({
 })
 
 
+# Joins that are the identity on one input: a merge of these left with one branch by its
+# branches' `when` conditions is that branch.
+JOINS_OF_ONE = frozenset({"add", "mean", "mul", "concat"})
+
+
 @dataclass(frozen=True)
 class Limits:
     """Resource limits checked while elaborating, before anything is allocated."""
@@ -535,10 +540,23 @@ class Elaborator:
         pos = [evaluate(a, env, self._known) for a in el.args.positional]
         kw = {k.name: (evaluate(k.value, env, self._known), k.span) for k in el.args.keyword}
         attrs = build_attrs(op, pos, kw, el.span)
+        # `label { ... } when cond`: a dropped branch is absent (no scope, name or number); `in`
+        # in the condition is the merge's input, as in the branch
+        at_merge = env.child(in_shape=ShapeView(self._shape(x)))
+        kept = [b for b in el.branches if b.when is None or self._truth(b.when, at_merge)]
+        if len(kept) < len(el.branches):
+            if not kept:
+                raise ArchTypeError(f"every branch of this {el.op} is dropped by its `when`", el.op_span,
+                                    "keep one branch unconditional, or put `when` on the whole statement")
+            if len(kept) < op.min_inputs and not (len(kept) == 1 and el.op in JOINS_OF_ONE):
+                raise ArchTypeError(f"{el.op} joins {op.min_inputs} branches, but only {len(kept)} remain "
+                                    "after their `when` conditions", el.op_span)
         outs = []
-        for i, branch in enumerate(el.branches, start=1):
+        for i, branch in enumerate(kept, start=1):
             label = self._alias(scope, branch.label, branch.span) if branch.label else self._fresh(scope, "branch", True)
             sub = self._join(scope, label)
             self.graph.scopes[sub] = "branch"
             outs.append(self._body(branch.body, env.child(in_shape=ShapeView(self._shape(x))), sub, x, collapse=True))
+        if len(outs) == 1 and len(el.branches) > 1:
+            return outs[0]  # the one branch `when` left: joining one value is that value
         return self._node(el.op, attrs, outs, scope, self._fresh(scope, el.op, True), el.span)

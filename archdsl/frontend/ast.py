@@ -173,6 +173,7 @@ class Branch:
     label: str | None
     body: "Body"
     span: Span
+    when: "Expr | None" = None  # `label { ... } when cond`: absent when cond is false
 
 
 @dataclass(frozen=True)

@@ -203,11 +203,13 @@ class _Formatter:
                 self._lead(br.span.line, inner, first=i == 0)
                 opening = inner + (f"{br.label} {{" if br.label else "{")
                 short = self._one_line(br.body)
-                if short is not None and len(opening) + len(short) + 4 <= WIDTH:
-                    self.out.append(f"{opening} {short} }}")  # `query { linear(dim) }`
+                when = f" when {self.expr(br.when)}" if br.when is not None else ""
+                if short is not None and len(opening) + len(short) + 4 + len(when) <= WIDTH:
+                    self.out.append(f"{opening} {short} }}{when}")  # `query { linear(dim) }`
                 else:
                     self.out.append(opening)
                     self._body(br.body, inner)
+                    self.out[-1] += when
                 self._trail(_end(br.span))
             self._lead(_end(el.span), inner, first=True)
             self.out.append(indent + "}")

@@ -172,7 +172,7 @@ class TreeToAst(Transformer):
 
     def branch(self, meta, c):
         label = self._check_name(c[0]) if c[0] is not None else None
-        return ast.Branch(label, c[1], self._span(meta))
+        return ast.Branch(label, c[1], self._span(meta), c[2])
 
     def args(self, meta, c):
         pos = [a for a in c if a is not None and not isinstance(a, ast.Kwarg)]
