@@ -1,7 +1,8 @@
 """`archdsl fmt`: rewrite specs in the canonical format (`--check`: only report, like black).
 
-Exit status: 0 nothing to do (or done), 1 a spec would change under --check or does not
-parse, 2 a wrong command line.
+Exit status: 0 nothing to do (or done), 1 a spec would change under --check, does not parse
+or cannot be written, 2 a wrong command line. Files are replaced atomically
+(`archdsl.fileio.write_atomic`): killed or out of disk, a spec is left as it was or formatted, whole.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def add_fmt_parser(subparsers) -> None:
 
 def cmd_fmt(args) -> int:
     from .errors import ArchDSLError
+    from .fileio import write_atomic
     from .frontend.formatter import format_text
     from .frontend.loader import read_spec_text
 
@@ -42,6 +44,11 @@ def cmd_fmt(args) -> int:
             print(f"would reformat {spec}", file=sys.stderr)
             status = 1
         else:
-            path.write_text(formatted, encoding="utf-8")
+            try:  # all or nothing per file; one that cannot be written does not stop the others
+                write_atomic(path, formatted)
+            except ArchDSLError as e:
+                print(e.render(), file=sys.stderr)
+                status = 1
+                continue
             print(f"reformatted {spec}", file=sys.stderr)
     return status

@@ -11,23 +11,59 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Iterable
 
-# Spec texts by file name, filled by the loader, so diagnostics can quote the line.
+class SourceName(str):
+    """A file name (`specs/resnet50.arch`, `<spec>`) that carries the text it was parsed from.
+
+    The parser gives every span it makes this name, so a diagnostic quotes the very text
+    that caused it: two inline specs both called `<spec>`, compiled on two threads, never
+    quote each other's lines. It is a `str` in every other respect (equal to and hashing
+    like the plain name)."""
+
+    def __new__(cls, name: str, text: str):
+        obj = super().__new__(cls, name)
+        obj.text = text
+        return obj
+
+    def lines(self) -> list[str]:
+        lines = self.__dict__.get("_lines")
+        if lines is None:  # computed once; a race only computes it twice
+            lines = self.__dict__["_lines"] = self.text.splitlines()
+        return lines
+
+    def __reduce__(self):
+        return (SourceName, (str(self), self.text))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self  # immutable: spans of a copied graph share their text
+
+
+# The latest text parsed under each plain file name: only for spans made without a
+# `SourceName` (a name typed as a plain str). Parsing the same name again replaces it.
 _SOURCE_TEXTS: dict[str, str] = {}
 
 
 def remember_source(file: str, text: str) -> None:
-    _SOURCE_TEXTS[file] = text
+    _SOURCE_TEXTS[str(file)] = text
 
 
 def source_known(file: str) -> bool:
-    return file in _SOURCE_TEXTS
+    return isinstance(file, SourceName) or file in _SOURCE_TEXTS
 
 
 def source_line(file: str, line: int) -> str | None:
-    text = _SOURCE_TEXTS.get(file)
-    if text is None or line < 1:
+    """Line `line` (1-based) of the text `file` names, or None."""
+    if line < 1:
         return None
-    lines = text.splitlines()
+    if isinstance(file, SourceName):
+        lines = file.lines()
+    else:
+        text = _SOURCE_TEXTS.get(file)
+        if text is None:
+            return None
+        lines = text.splitlines()
     return lines[line - 1] if line <= len(lines) else None
 
 

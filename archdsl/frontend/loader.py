@@ -7,10 +7,12 @@ it, and a cycle is reported with its chain.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ArchImportError, ArchNameError, ArchSyntaxError, Span, remember_source, source_known
+from ..errors import ArchImportError, ArchNameError, ArchSyntaxError, Span
+from ..fileio import ArchFileError, FileTooLarge, read_regular_file
 from . import ast
 from .parser import parse
 
@@ -34,18 +36,22 @@ class Program:
 
 def read_spec_text(path: Path, span: Span | None = None) -> str:
     """Read a spec as UTF-8 text, refusing binary, oversized and undecodable files clearly."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ArchImportError(f"no such spec file: {path}", span) from None
-    except IsADirectoryError:
-        raise ArchImportError(f"{path} is a folder, not a spec file", span) from None
-    except OSError as e:
-        raise ArchImportError(f"cannot read {path}: {e.strerror}", span) from None
     file = str(path)
-    if len(data) > MAX_SPEC_BYTES:
-        raise ArchSyntaxError(f"spec file is {len(data):,} bytes; the limit is {MAX_SPEC_BYTES:,}",
-                              Span(file, 1, 1), "a spec is a page of text: is this the right file?")
+    try:  # only regular files, size checked before reading: a FIFO or /dev/zero is refused at once
+        data = read_regular_file(path, MAX_SPEC_BYTES)
+    except FileNotFoundError:
+        raise ArchImportError(f"no such spec file: {path}", span,
+                              None if path.suffix else "spec files end in .arch") from None
+    except IsADirectoryError:
+        raise ArchImportError(f"{path} is a folder, not a spec file", span,
+                              f"name the files: {path}/*.arch") from None
+    except FileTooLarge as e:
+        raise ArchSyntaxError(f"spec file is {e.size:,} bytes; the limit is {MAX_SPEC_BYTES:,}",
+                              Span(file, 1, 1), "a spec is a page of text: is this the right file?") from None
+    except ArchFileError as e:
+        raise ArchImportError(e.message, span, e.hint) from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path itself
+        raise ArchImportError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}", span) from None
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise ArchSyntaxError("spec file contains a NUL byte (is it a binary file?)", Span(file, line, 1))
@@ -145,26 +151,36 @@ class Loader:
                               decl.span, _std_hint(raw))
 
 
-_PARSE_CACHE: dict[tuple[Path, int, int], ast.Module] = {}
+class _ParseCache:
+    """Parsed imports by (display name, text): `archdsl check specs/*.arch` parses the
+    standard library once, not once per spec. Keyed by content, so a file edited in place is
+    parsed again however quickly it changed; the values (frozen ASTs whose spans carry their
+    own text) are never mutated, so threads may share them. Bounded, oldest out first."""
+
+    def __init__(self, size: int = 256):
+        self._size = size
+        self._entries: dict[tuple[str, str], ast.Module] = {}
+        self._lock = threading.Lock()
+
+    def parse(self, text: str, file: str) -> ast.Module:
+        key = (file, text)
+        with self._lock:
+            module = self._entries.get(key)
+        if module is None:
+            module = parse(text, file)  # outside the lock: threads parse different files at once
+            with self._lock:
+                self._entries[key] = module
+                while len(self._entries) > self._size:
+                    del self._entries[next(iter(self._entries))]
+        return module
+
+
+_PARSE_CACHE = _ParseCache()
 
 
 def _parse_cached(path: Path, span: Span) -> ast.Module:
-    """Parse an imported file once per process while it is unchanged (`archdsl check
-    specs/*.arch` parses the standard library once, not once per spec)."""
-    try:
-        st = path.stat()
-    except OSError:
-        st = None
-    key = (path, st.st_mtime_ns, st.st_size) if st else None
-    if key is not None and key in _PARSE_CACHE:
-        module = _PARSE_CACHE[key]
-        if not source_known(module.file):  # diagnostics quote lines from the remembered text
-            remember_source(module.file, read_spec_text(path, span))
-        return module
-    module = parse(read_spec_text(path, span), _display_path(path))
-    if key is not None:
-        _PARSE_CACHE[key] = module
-    return module
+    """Parse an imported file, from the cache when its text has been parsed before."""
+    return _PARSE_CACHE.parse(read_spec_text(path, span), _display_path(path))
 
 
 def _is_within(path: Path, folder: Path) -> bool:

@@ -1,6 +1,7 @@
 """Text to typed AST: the lark grammar plus a transformer that keeps every position."""
 from __future__ import annotations
 
+import contextvars
 import functools
 import re
 from dataclasses import dataclass
@@ -11,8 +12,9 @@ from lark.lark import PostLex
 from lark.parsers.lalr_analysis import Shift
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from ..errors import ArchDSLError, ArchLimitError, ArchSyntaxError, Span, remember_source
+from ..errors import ArchDSLError, ArchLimitError, ArchSyntaxError, SourceName, Span, remember_source
 from . import ast
+from .grammar_cache import cached_lark
 from .tree_to_ast import RESERVED, TreeToAst, parse_number  # noqa: F401 - parse_number is public here
 
 
@@ -36,13 +38,25 @@ _TERMINAL_NAMES = {
 }
 _ARROW = "__ANON_0"
 
-# Comments seen by the lexer during the current parse (lark drops them from the tree).
-_comment_sink: list | None = None
+
+
+@dataclass
+class _ParseContext:
+    """What one parse's lexer callbacks need: its text, and a list for the comments lark
+    drops from the tree. It travels in a context variable, so that threads (each with its
+    own context) parsing at once never see each other's text or comments."""
+
+    text: str
+    comments: list[Token]
+
+
+_CONTEXT: contextvars.ContextVar[_ParseContext] = contextvars.ContextVar("archdsl_parse_context")
 
 
 def _on_comment(tok: Token) -> Token:
-    if _comment_sink is not None:
-        _comment_sink.append(tok)
+    context = _CONTEXT.get(None)
+    if context is not None:
+        context.comments.append(tok)
     return tok
 
 
@@ -51,7 +65,6 @@ def _on_comment(tok: Token) -> Token:
 # without this `w = 4  block(w)` would read `block` as the keyword that starts a top-level
 # declaration.
 _DECLARATION_KEYWORDS = ("BLOCK", "FAMILY", "MODEL", "IMPORT", "SCALE", "EXPECT", "FOR")
-_current_text: str = ""
 
 
 class _KeywordsBeforeParens(PostLex):
@@ -60,22 +73,25 @@ class _KeywordsBeforeParens(PostLex):
     always_accept = ()
 
     def process(self, stream):
+        text = _CONTEXT.get().text
         for tok in stream:
             if tok.type in _DECLARATION_KEYWORDS:
                 end = tok.end_pos
-                while end < len(_current_text) and _current_text[end] in " \t\r\n":
+                while end < len(text) and text[end] in " \t\r\n":
                     end += 1
-                if end < len(_current_text) and _current_text[end] == "(":
+                if end < len(text) and text[end] == "(":
                     tok = Token.new_borrow_pos("NAME", tok.value, tok)
             yield tok
 
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
+    """The parser, built once per process; its LALR tables come from lark's cache when one is
+    there (`grammar_cache.py`: a per-user file keyed on the grammar and lark's version)."""
     grammar = resources.files("archdsl.frontend").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
-                maybe_placeholders=True, lexer_callbacks={"COMMENT": _on_comment},
-                postlex=_KeywordsBeforeParens())
+    options = dict(parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=True,
+                   lexer_callbacks={"COMMENT": _on_comment}, postlex=_KeywordsBeforeParens())
+    return cached_lark(grammar, options)
 
 
 @functools.lru_cache(maxsize=1)
@@ -102,21 +118,21 @@ def parse(text: str, file: str = "<spec>") -> ast.Module:
 
 def parse_with_comments(text: str, file: str = "<spec>") -> tuple[ast.Module, list[Comment]]:
     """`parse`, and the file's comments in order (the formatter keeps them)."""
-    global _comment_sink, _current_text
+    file = SourceName(file, text)  # every span made from this parse can quote this text
     remember_source(file, text)
-    _current_text = text
     _check_size(text, file)
     errors: list[ArchSyntaxError] = []
     comments: list[Token] = []
-    _comment_sink = comments
+    parser = _lark()
+    token = _CONTEXT.set(_ParseContext(text, comments))
     try:
-        tree = _lark().parse(text, on_error=lambda e: _recover(e, errors, text, file))
+        tree = parser.parse(text, on_error=lambda e: _recover(e, errors, text, file))
     except UnexpectedInput as e:
         if not errors:
             errors.append(_syntax_error(e, text, file))
         tree = None
     finally:
-        _comment_sink = None
+        _CONTEXT.reset(token)
     if errors:
         raise _syntax_errors(errors)
     _check_nesting(tree, file)

@@ -1,0 +1,213 @@
+"""Hostile inputs and conditions (issue 11): special files, writes that fail or are killed,
+many threads at once, resource limits, and the Python errors a spec or a command line
+could provoke. Each must end in an archdsl error that names the file or position, never a
+hang, a lost file or a traceback."""
+from __future__ import annotations
+
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from archdsl.cli import main
+from archdsl.compiler import compile_spec
+from archdsl.errors import ArchDSLError
+from archdsl.fileio import ArchFileError, write_atomic
+from conftest import ROOT
+
+UNFORMATTED = "model  m{ input [3,8,8]\n relu}\n"
+FORMATTED = "model m {\n  input [3, 8, 8]\n  relu\n}\n"
+
+
+def run_cli(*args: str, preexec=None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "archdsl", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=preexec)
+
+
+def big_unformatted_spec() -> str:
+    """About 1.4 MB (most of it comments, which count against no token limit), badly indented."""
+    lines = ["model big {", "  input [3, 8, 8]"]
+    lines += [f"      relu   # {'x' * 900} {i}" for i in range(1500)]
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+# ---------------------------------------------------------------- reading: regular files only
+@pytest.mark.quick
+def test_special_files_are_refused_at_once(tmp_path):
+    fifo = tmp_path / "pipe.arch"
+    os.mkfifo(fifo)
+    sparse = tmp_path / "sparse.arch"
+    with open(sparse, "wb") as f:
+        f.truncate(8 * 1024**3)  # 8 GB of holes: no disk used, and never read
+    cases = {str(fifo): "is a FIFO (named pipe), not a regular file", "/dev/zero": "character device",
+             str(sparse): "8,589,934,592 bytes; the limit is", str(tmp_path): "is a folder, not a spec file"}
+    for path, message in cases.items():
+        start = time.perf_counter()
+        with pytest.raises(ArchDSLError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            compile_spec(path)
+        assert time.perf_counter() - start < 1.0, path
+    r = run_cli("check", str(fifo), "/dev/zero", str(sparse), timeout=30)  # the CLI too: no hang
+    assert r.returncode == 1 and "Traceback" not in r.stderr and r.stderr.count("error:") == 3, r.stderr
+    assert "3 of 3 specs have errors" in r.stderr
+
+
+def test_fmt_refuses_special_files_and_goes_on(tmp_path):
+    fifo = tmp_path / "pipe.arch"
+    os.mkfifo(fifo)
+    spec = tmp_path / "m.arch"
+    spec.write_text(UNFORMATTED)
+    assert main(["fmt", str(fifo), "/dev/zero", str(spec)]) == 1
+    assert spec.read_text() == FORMATTED
+
+
+# ---------------------------------------------------------------- writing: all or nothing
+def test_write_atomic_replaces_whole_and_keeps_permissions(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    target.chmod(0o640)
+    write_atomic(target, "new text")
+    assert target.read_text() == "new text" and (target.stat().st_mode & 0o777) == 0o640
+    write_atomic(tmp_path / "fresh.bin", b"\x00\x01")
+    assert (tmp_path / "fresh.bin").read_bytes() == b"\x00\x01"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.bin", "out.txt"]  # no temp files left
+
+
+def test_write_atomic_failure_names_the_file_and_leaves_it(tmp_path):
+    with pytest.raises(ArchFileError, match="cannot write .*nowhere/x.txt: No such file") as info:
+        write_atomic(tmp_path / "nowhere" / "x.txt", "data")
+    assert "create it first" in info.value.hint
+
+
+def _kill_fmt(spec: Path, delay: float | None) -> None:
+    """Run `archdsl fmt spec` and SIGKILL it after `delay` seconds, or (delay None) the moment
+    the file starts to change on disk (size, inode or mtime): the worst moment for a write."""
+    before = spec.stat()
+    proc = subprocess.Popen([sys.executable, "-m", "archdsl", "fmt", str(spec)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if delay is not None:
+        time.sleep(delay)
+    else:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            now = spec.stat()
+            if (now.st_size, now.st_ino, now.st_mtime_ns) != (before.st_size, before.st_ino, before.st_mtime_ns):
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_fmt_killed_at_random_moments_leaves_a_whole_file(tmp_path):
+    """kill -9 during `archdsl fmt` of a 1.4 MB spec, at random moments and the moment the file
+    starts changing: it is always the original or the formatted text, whole (an in-place
+    write leaves it empty or truncated)."""
+    original = big_unformatted_spec()
+    spec = tmp_path / "big.arch"
+    spec.write_text(original)
+    start = time.perf_counter()
+    assert run_cli("fmt", str(spec)).returncode == 0
+    duration = time.perf_counter() - start
+    formatted = spec.read_text()
+    assert formatted != original and len(formatted) > 1_000_000
+    rng = random.Random(11)
+    for i in range(6):
+        spec.write_text(original)
+        _kill_fmt(spec, rng.uniform(0.3, 1.0) * duration if i % 2 else None)  # writing comes last
+        text = spec.read_text()
+        assert text in (original, formatted), f"run {i}: a torn file of {len(text):,} characters"
+
+
+def test_fmt_under_a_file_size_limit_keeps_the_original_and_formats_the_others(tmp_path):
+    """RLIMIT_FSIZE stands in for a full disk: the big spec cannot be written; it stays as it
+    was, and the small one next to it is still formatted."""
+    original = big_unformatted_spec()
+    big, small = tmp_path / "big.arch", tmp_path / "small.arch"
+    big.write_text(original)
+    small.write_text(UNFORMATTED)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    r = run_cli("fmt", str(big), str(small), preexec=limit)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"cannot write {big}: File too large" in r.stderr and "ulimit -f" in r.stderr
+    assert big.read_text() == original and small.read_text() == FORMATTED
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.arch", "small.arch"]
+
+
+# ---------------------------------------------------------------- threads
+THREAD_SPECS = [
+    ("text", "model a {\n  input [3, 16, 16]\n  conv(8, k=3) -> bn -> relu\n}\n"),
+    ("text", "model b {\n  input [3, 16, 16]\n  conv(8, k=3) -> relu\n  conv(0, k=1)\n}\n"),  # error, line 4
+    ("text", "n = m + 1\nm = n\nmodel c {\n  input [3, 8, 8]\n  conv(n, k=1)\n}\n"),  # a real cycle
+    ("text", "model d {\n  input [3, 8, 8]\n  conv(4 k=1)\n}\n"),  # syntax error
+    ("text", "block block2(w) {\n  conv(w, k=1)\n}\nmodel e {\n  input [3, 8, 8]\n  block2(4) x 3\n}\n"),
+    ("path", "specs/resnet18.arch"),
+    ("path", "specs/mobilenet_v2.arch"),
+    ("path", "examples/broken_residual.arch"),
+]
+
+
+def _compile(kind: str, spec: str):
+    try:
+        return compile_spec(text=spec) if kind == "text" else compile_spec(ROOT / spec)
+    except ArchDSLError as e:
+        return e
+
+
+def _render(result) -> str:
+    """An outcome as text: the rendered error (quoted lines included), or the checked IR."""
+    if isinstance(result, ArchDSLError):
+        return "error: " + result.render()
+    from archdsl.ir.printer import dump
+
+    return f"ok {result.params} {result.output_shape}\n" + dump(result.graph)
+
+
+@pytest.mark.quick
+def test_threads_compile_like_one_thread():
+    """8 threads compile valid and broken specs (inline ones all named <spec>) at once, with a
+    thread switch every few microseconds; errors are rendered after all compilations are done
+    (so a quote from a shared source registry would show another spec's line). Every result
+    and rendered error equals the serial one."""
+    serial = [_render(_compile(k, s)) for k, s in THREAD_SPECS]
+    assert sum(o.startswith("error") for o in serial) == 4
+    jobs = [i for i in range(len(THREAD_SPECS)) for _ in range(6)]
+    random.Random(5).shuffle(jobs)
+    results: dict[int, list] = {i: [] for i in range(len(THREAD_SPECS))}
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def worker(mine):
+        barrier.wait()
+        for i in mine:
+            out = _compile(*THREAD_SPECS[i])
+            with lock:
+                results[i].append(out)
+
+    threads = [threading.Thread(target=worker, args=(jobs[t::8],)) for t in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        sys.setswitchinterval(interval)
+    for i, outs in results.items():
+        rendered = [_render(o) for o in outs]
+        assert len(rendered) == 6 and all(o == serial[i] for o in rendered), \
+            f"spec {i}: {[o[:300] for o in rendered if o != serial[i]]}"
+
+
+def test_an_error_quotes_its_own_text_after_another_spec_is_compiled():
+    first = _compile("text", "model a {\n  input [3, 8, 8]\n  conv(0, k=1)\n}\n")
+    _compile("text", "model b {\n  input [3, 8, 8]\n  relu -> gelu\n  conv(0, k=1)\n}\n")
+    assert "    3 |   conv(0, k=1)" in first.render()
