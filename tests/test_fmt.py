@@ -152,6 +152,8 @@ NEW_SYNTAX = {
                      "  conv(4 + j, k=1) -> relu x 2 with j when true\n}\n"),
     "comprehension": ("a = [c * 2 for c in widths]\nb = [[i, c] for i, c in zip(xs, ys) if c > 0 and i != 2]\n"
                       "c = [x1 ? 1 : 2 for x1 in [true, false]]\nd = [[r * c for c in q] for r in range(3)][0]\n"),
+    "branch when": ("block b(pool = true) {\n  concat {\n    a { conv(4, k=1) }\n    { conv(6, k=3) } when not pool\n"
+                    "    pool {\n      maxpool(3, 1, 1)\n      conv(2, k=1)\n    } when pool  # kept\n  }\n}\n"),
 }
 
 
