@@ -3,10 +3,11 @@ click on a closed scope opens it and a click on an open scope's frame closes it.
 
 Graphviz lays out every drawing ahead of time, so the page carries one SVG per state it can
 show (a state is a set of open scopes): the requested drawing, each drawing one click away
-from it, and for every scope the drawing with just that scope and its ancestors open. From
+from it, and for every scope the first view with that scope (and its ancestors) opened, and
+with it closed. From
 any state a click goes to the exact state it asks for when the page has it, and otherwise to
-the nearest one that shows what was clicked (the clicked scope's own drawing), so every scope
-can be opened down to single ops. All SVGs come from one run of `dot`.
+the nearest one that shows what was clicked (the first view with the clicked scope opened or
+closed), so every scope can be opened down to single ops. All SVGs come from one run of `dot`.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import json
 import graphviz
 
 from .dot import Facts, draw
-from .scopes import ancestors
+from .scopes import ancestors, only_child, with_only_children
 from .view import build_view
 
 _SEP = "|"
@@ -30,22 +31,29 @@ def page_states(facts: Facts, initial: frozenset[str]) -> list[frozenset[str]]:
     """The states the page carries, the initial one first, in a deterministic order."""
     states = [initial]
     view = build_view(facts.graph, facts.tree, initial)
+    tree = facts.tree
     for item in view.items.values():  # one click from the initial drawing
         if item.kind == "scope":
-            states.append(initial | {item.key})
+            states.append(initial | set(with_only_children(tree, item.key)))
         elif item.kind == "fold":
-            states.append(initial | {item.run.items[0]})
+            states.append(initial | set(with_only_children(tree, item.run.items[0])))
     for frame in view.frames():
-        states.append(frozenset(s for s in initial if s != frame and not s.startswith(frame + ".")))
+        states.append(closed_under(initial, frame))
     states.append(frozenset({""}))
-    for scope in facts.tree.scopes():  # each scope's own drawing
-        states.append(frozenset({"", *ancestors(scope), scope}))
+    for scope in tree.scopes():  # each scope opened, and closed, on top of the initial drawing
+        states.append(initial | {*ancestors(scope), *with_only_children(tree, scope)})
+        states.append(closed_under(initial | set(ancestors(scope)), scope))
     seen, out = set(), []
     for s in states:
         if s not in seen:
             seen.add(s)
             out.append(s)
     return out
+
+
+def closed_under(opened, scope: str) -> frozenset[str]:
+    """`opened` with `scope` and everything inside it closed."""
+    return frozenset(s for s in opened if s != scope and not s.startswith(scope + "."))
 
 
 def render_svgs(sources: list[str]) -> list[str]:
@@ -66,7 +74,8 @@ def page(facts: Facts, initial: frozenset[str], rankdir: str = "TB") -> str:
     sources = [draw(facts, build_view(facts.graph, facts.tree, s), rankdir).source for s in states]
     svgs = render_svgs(sources)
     data = {"states": {state_key(s): i for i, s in enumerate(states)}, "svgs": svgs,
-            "scopes": facts.tree.scopes(), "initial": state_key(initial)}
+            "scopes": facts.tree.scopes(), "initial": state_key(initial),
+            "onlyChild": {s: kid for s in facts.tree.scopes() if (kid := only_child(facts.tree, s))}}
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     title = html.escape(f"{facts.compiled.name} - archdsl viz")
     return _TEMPLATE.replace("__TITLE__", title).replace("__DATA__", payload)
@@ -109,8 +118,16 @@ function ancestorsOf(scope) {
   for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join("."));
   return out;
 }
-function drill(scope) {
-  return scope ? keyOf(new Set(["", ...ancestorsOf(scope), scope])) : "";
+function withOnlyChildren(scope) {
+  const chain = [scope];
+  while (chain[chain.length - 1] in DATA.onlyChild) chain.push(DATA.onlyChild[chain[chain.length - 1]]);
+  return chain;
+}
+function drill(scope) {  // the page's drawing of `scope` opened on top of the first view
+  return keyOf(new Set([...opened(DATA.initial), ...ancestorsOf(scope), ...withOnlyChildren(scope)]));
+}
+function closedUnder(set, scope) {
+  return new Set([...set].filter(s => s !== scope && !s.startsWith(scope + ".")));
 }
 function go(target, fallback) {
   current = (target in DATA.states) ? target : fallback;
@@ -118,13 +135,12 @@ function go(target, fallback) {
 }
 function openScope(scope) {
   const set = opened(current);
-  [...ancestorsOf(scope), scope].forEach(s => set.add(s));
+  [...ancestorsOf(scope), ...withOnlyChildren(scope)].forEach(s => set.add(s));
   go(keyOf(set), drill(scope));
 }
 function closeScope(scope) {
-  const set = new Set([...opened(current)].filter(s => s !== scope && !s.startsWith(scope + ".")));
-  const parent = scope.includes(".") ? scope.slice(0, scope.lastIndexOf(".")) : "";
-  go(keyOf(set), drill(parent));
+  const fallback = closedUnder(new Set([...opened(DATA.initial), ...ancestorsOf(scope)]), scope);
+  go(keyOf(closedUnder(opened(current), scope)), keyOf(fallback));
 }
 function show() {
   const box = document.getElementById("drawing");

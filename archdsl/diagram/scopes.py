@@ -148,6 +148,21 @@ class ScopeTree:
         return None
 
 
+def only_child(tree: ScopeTree, scope: str) -> str | None:
+    """The one child scope of a scope that holds nothing else (`stages.2` -> `stages.2.blocks`):
+    opening the parent alone would show just that child closed, so a click opens both."""
+    kids = tree.children.get(scope, [])
+    return kids[0] if len(kids) == 1 and not tree.direct_nodes(scope) else None
+
+
+def with_only_children(tree: ScopeTree, scope: str) -> list[str]:
+    """`scope` and the chain of only children below it."""
+    chain = [scope]
+    while (kid := only_child(tree, chain[-1])) is not None:
+        chain.append(kid)
+    return chain
+
+
 def open_scopes(tree: ScopeTree, depth: int | None, expand: list[str] = ()) -> frozenset[str]:
     """The scopes a drawing opens: the root, those shallower than `depth` (None: all), and
     each `expand`ed scope with its ancestors. Unknown names in `expand` raise ValueError."""
