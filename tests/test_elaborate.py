@@ -323,3 +323,25 @@ def test_a_branch_dropped_by_when_is_absent():
     with pytest.raises(ArchTypeError, match="sdpa joins 3 branches, but only 2 remain"):
         graph_of("model m { input [8, 4, 4]  tokens\n  merge sdpa(2) { { linear(8) } { linear(8) } when false "
                  "{ linear(8) } } }")
+
+
+# ---------------------------------------------------------------- assignments in for bodies
+def test_for_bodies_assign_in_the_enclosing_environment():
+    src = """
+    model m {
+      input [3, 8, 8]
+      total = 0
+      for i, n in [1, 2, 3] {
+        total = total + n                       # accumulates: 6
+        if n == 2 { last = i }                  # a new name, visible after the loop: 1
+        for k in [10] { inner = k + total; n = 100 }  # through both loops; n is the loop's own
+        ss for q in [0] { total = 1000 }        # a named loop's body keeps its assignments
+      }
+      conv(total + last + inner + n0, k=1) when false
+      conv(total + last + inner, k=1)
+    }
+    """
+    g = graph_of(src.replace("n0", "0"))
+    assert g.node(g.output).shape.c == 6 + 1 + 16
+    with pytest.raises(ArchNameError, match="unknown name 'n'"):  # loop variables stay in the loop
+        graph_of(src.replace("when false", "").replace("n0", "n"))

@@ -268,7 +268,7 @@ class Elaborator:
 
     def _stmt(self, stmt, env: Env, scope: str, x: int | None, in_place: bool = False) -> int | None:
         if isinstance(stmt, ast.Assign):
-            env.vars[stmt.name] = evaluate(stmt.value, env, self._known)
+            env.assign(stmt.name, evaluate(stmt.value, env, self._known))
             return x
         if isinstance(stmt, ast.ChainStmt):
             return self._chain(stmt, env, scope, x, in_place)
@@ -276,14 +276,16 @@ class Elaborator:
             return self._input(stmt, env, scope, x)
         if isinstance(stmt, ast.ScaleStmt):
             for rule in stmt.rules:
-                env.vars[rule.name] = self._scale_rule(rule, env)
+                env.assign(rule.name, self._scale_rule(rule, env))
             return x
         if isinstance(stmt, ast.ExpectStmt):
             self.expects.append(Expectation(stmt, evaluate(stmt.value, env, self._known)))
             return x
         if isinstance(stmt, ast.ForStmt):
             for bound in self._iterations(stmt.names, stmt.iterable, env):
-                x = self._body(stmt.body, env.child(bound), scope, x, collapse=False)
+                # the body's assignments are the enclosing body's (Python's rule): only the
+                # loop variables belong to the iteration
+                x = self._body(stmt.body, env.child(bound, transparent=True), scope, x, collapse=False)
             return x
         if isinstance(stmt, ast.IfStmt):
             if self._truth(stmt.test, env):

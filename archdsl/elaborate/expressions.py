@@ -105,17 +105,31 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in [
 
 
 class Env:
-    """Lexical variables, innermost first; `fallback` resolves globals (blocks, ops, builtins)."""
+    """Lexical variables, innermost first; `fallback` resolves globals (blocks, ops, builtins).
+
+    A `transparent` environment (a `for` iteration's) holds only its loop variables: other
+    names assigned in it are assigned in the environment around it, as in Python."""
 
     def __init__(self, vars: dict[str, Any] | None = None, parent: "Env | None" = None,
-                 fallback: Callable[[str], Any] | None = None, in_shape: ShapeView | None = None):
+                 fallback: Callable[[str], Any] | None = None, in_shape: ShapeView | None = None,
+                 transparent: bool = False):
         self.vars = dict(vars or {})
         self.parent = parent
         self.fallback = fallback if fallback is not None else (parent.fallback if parent else None)
         self.in_shape = in_shape if in_shape is not None else (parent.in_shape if parent else None)
+        self.transparent = transparent and parent is not None
 
-    def child(self, vars: dict[str, Any] | None = None, in_shape: ShapeView | None = None) -> "Env":
-        return Env(vars, self, in_shape=in_shape)
+    def child(self, vars: dict[str, Any] | None = None, in_shape: ShapeView | None = None,
+              transparent: bool = False) -> "Env":
+        return Env(vars, self, in_shape=in_shape, transparent=transparent)
+
+    def assign(self, name: str, value: Any) -> None:
+        """`name = value`: in this environment, or through transparent ones to the first that
+        is not (or that already binds `name` as a loop variable)."""
+        env = self
+        while env.transparent and name not in env.vars:
+            env = env.parent
+        env.vars[name] = value
 
     def lookup_local(self, name: str):
         env = self
