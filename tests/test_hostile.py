@@ -211,3 +211,38 @@ def test_an_error_quotes_its_own_text_after_another_spec_is_compiled():
     first = _compile("text", "model a {\n  input [3, 8, 8]\n  conv(0, k=1)\n}\n")
     _compile("text", "model b {\n  input [3, 8, 8]\n  relu -> gelu\n  conv(0, k=1)\n}\n")
     assert "    3 |   conv(0, k=1)" in first.render()
+
+
+# ---------------------------------------------------------------- limits in bytes, before allocation
+HUGE_LINEAR = "model m {\n  input [50000]\n  linear(100000)\n}\n"  # 5e9 parameters: 20 GB in fp32
+
+
+def test_5e9_parameter_linear_is_refused_before_allocation():
+    """`archdsl.build` of a four-line spec with a 20 GB linear: refused by the static limit, in
+    a process whose peak memory (torch imported) stays under 500 MB."""
+    code = ("import resource, archdsl\n"
+            "try:\n    archdsl.build(text=SPEC)\nexcept archdsl.ArchDSLError as e:\n    print(e.render())\n"
+            "print('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n").replace("SPEC", repr(HUGE_LINEAR))
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "<spec>:3:3: error: the model's parameters take more than 8 GiB" in r.stdout
+    peak_mb = int(r.stdout.split("peak_kb")[1]) / 1024
+    assert peak_mb < 500, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_limits_are_bytes_and_can_be_raised(tmp_path):
+    from archdsl.limits import Limits, parse_size
+
+    spec = tmp_path / "huge.arch"
+    spec.write_text(HUGE_LINEAR)
+    assert main(["check", "-q", str(spec)]) == 1
+    assert main(["check", "-q", str(spec), "--limit", "params=24GiB"]) == 0  # raised: checks (nothing allocated)
+    assert compile_spec(spec, limits=Limits(max_param_bytes=24 * 2**30)).params == 5_000_100_000
+    big_input = "model m {\n  input [3, 20000, 20000]\n  relu\n}\n"  # the input alone: 4.5 GiB
+    with pytest.raises(ArchDSLError, match=r"the input \[3, 20000, 20000\] takes 4.47 GiB .* limit of 4 GiB") as info:
+        compile_spec(text=big_input)
+    assert (info.value.span.line, info.value.span.col) == (2, 9)
+    assert compile_spec(text=big_input, limits=Limits(max_activation_bytes=5 * 2**30)).output_shape == [3, 20000, 20000]
+    assert parse_size("16GiB") == 16 * 2**30 and parse_size("500MB") == 500_000_000 and parse_size("2e9") == 2 * 10**9
+    with pytest.raises(SystemExit):
+        main(["check", str(spec), "--limit", "params=plenty"])  # a wrong command line: exit 2

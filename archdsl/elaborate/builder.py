@@ -18,6 +18,7 @@ from ..frontend.loader import Program
 from ..ir.graph import Graph, Tap
 from ..ir.ops import INTERNAL_OPS, MERGE_OPS, OPS
 from ..ir.shape import Shape
+from ..limits import Limits
 from .arguments import bind_params, build_attrs
 from .expressions import BUILTINS, Env, bindings, evaluate
 from .values import BlockRef, FamilyRef, OpRef, ScaleRule, ShapeView, describe
@@ -37,18 +38,6 @@ MODULE_ATTRIBUTES = frozenset({
 # Joins that are the identity on one input: a merge of these left with one branch by its
 # branches' `when` conditions is that branch.
 JOINS_OF_ONE = frozenset({"add", "mean", "mul", "concat"})
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits checked while elaborating, before anything is allocated."""
-
-    max_nodes: int = 50_000
-    max_repeat: int = 10_000
-    max_iterations: int = 1_000_000  # loop iterations in all, with or without ops
-    max_activation_elems: int = 2**31  # of any one feature map (batch 1): 8 GiB in fp32
-    max_block_depth: int = 48
-    max_params: int = 20_000_000_000
 
 
 @dataclass
@@ -212,10 +201,7 @@ class Elaborator:
             shape = op.infer(attrs, ins)
         except ArchDSLError as e:
             raise e.at(span)
-        if shape.numel > self.limits.max_activation_elems:
-            raise ArchLimitError(f"this op's output {shape.describe()} has {shape.numel:,} elements, over the "
-                                 f"limit of {self.limits.max_activation_elems:,} for one feature map", span,
-                                 "check the input resolution and channel counts")
+        self.limits.check_activation(shape, span)  # in bytes, before any tensor exists
         for message, hint in op.lint(attrs, ins):
             self.warnings.append(Diagnostic(message, span, hint, list(self._use_sites)))
         if len(self.graph) >= self.limits.max_nodes:
@@ -226,9 +212,7 @@ class Elaborator:
             for d in dims:
                 n *= d
             self._params += n
-        if self._params > self.limits.max_params:
-            raise ArchLimitError(f"the model has more than {self.limits.max_params:,} parameters", span,
-                                 "check channel counts; the limit is archdsl.elaborate.Limits.max_params")
+        self.limits.check_params(self._params, span)
         return self.graph.add(op_name, attrs, inputs, self._join(scope, name), span, shape)
 
     def _shape(self, x: int) -> Shape:
@@ -313,6 +297,7 @@ class Elaborator:
             raise ArchTypeError(f"input must be [channels, height, width] (or [features]) of positive whole "
                                 f"numbers, got {describe(dims)}", stmt.shape.span)
         shape = Shape.grid(*dims) if len(dims) == 3 else Shape.vector(dims[0])
+        self.limits.check_activation(shape, stmt.shape.span, "the input")
         self._used[""].add("input")
         nid = self.graph.add("input", OPS["input"].attrs(), [], "input", stmt.span, shape)
         self.graph.input = nid
