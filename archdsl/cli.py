@@ -36,6 +36,16 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def limits_of(args):
+    """The `Limits` of a command: the defaults, raised (or lowered) by its `--limit` options."""
+    from .limits import Limits, with_overrides
+
+    try:
+        return with_overrides(Limits(), getattr(args, "limit", None) or [])
+    except ValueError as e:
+        raise SystemExit(_usage_error(str(e))) from None
+
+
 def _usage_error(message: str) -> int:
     print(f"archdsl: error: {message}", file=sys.stderr)
     return EXIT_USAGE
@@ -47,7 +57,8 @@ def cmd_check(args) -> int:
     failed = 0
     for spec in args.specs:
         try:
-            compiled = compile_spec(spec, args.model, allow_outside_imports=args.allow_outside_imports)
+            compiled = compile_spec(spec, args.model, allow_outside_imports=args.allow_outside_imports,
+                                    limits=limits_of(args))
         except ArchDSLError as e:
             failed += 1
             print(e.render(), file=sys.stderr)
@@ -68,7 +79,8 @@ def cmd_build(args) -> int:
     from .compiler import compile_spec
 
     overrides = _parse_set(args.set or [])
-    compiled = compile_spec(args.spec, args.model, overrides, allow_outside_imports=args.allow_outside_imports)
+    compiled = compile_spec(args.spec, args.model, overrides, allow_outside_imports=args.allow_outside_imports,
+                            limits=limits_of(args))
     for w in compiled.warnings:
         print(w.render(), file=sys.stderr)
     if args.dump_ir:
@@ -127,7 +139,7 @@ def cmd_summary(args) -> int:
     from .compiler import compile_spec
 
     compiled = compile_spec(args.spec, args.model, _parse_set(args.set or []),
-                            allow_outside_imports=args.allow_outside_imports)
+                            allow_outside_imports=args.allow_outside_imports, limits=limits_of(args))
     for w in compiled.warnings:
         print(w.render(), file=sys.stderr)
     if args.depth < 1:
@@ -211,6 +223,10 @@ def make_parser() -> argparse.ArgumentParser:
     common.add_argument("--model", help="which model, when a file declares several")
     common.add_argument("--allow-outside-imports", action="store_true",
                         help="let imports leave the spec's folder tree")
+    common.add_argument("--limit", action="append", metavar="NAME=VALUE",
+                        help="raise a resource limit: params=16GiB (parameter memory, fp32; default 8GiB), "
+                             "activation=8GiB (one feature map; default 4GiB), nodes=100000 (default 50000), "
+                             "repeat, iterations, block-depth")
 
     b = sub.add_parser("build", parents=[common], help="compile a spec and print a summary")
     b.add_argument("spec", help="an .arch file or a zoo model name (archdsl list)")
