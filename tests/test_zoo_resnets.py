@@ -87,7 +87,8 @@ def test_resnext50_32x4d_timm_logits():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("source", ["torchvision", "timm"])
-def test_wide_resnet50_2_logits(source):
-    ref = prepared_reference(REFERENCES[source]("wide_resnet50_2"), (3, 224, 224))
-    assert_logits_match("wide_resnet50_2", ref, source)
+def test_wide_resnet50_2_torchvision_logits():
+    # 23 GFLOPs: timm's wide_resnet50_2 is timm's ResNet class again (checked above on
+    # resnet18 and resnext50_32x4d), its mapping on the meta device
+    ref = prepared_reference(torchvision_reference("wide_resnet50_2"), (3, 224, 224))
+    assert_logits_match("wide_resnet50_2", ref, "torchvision")
