@@ -13,6 +13,8 @@ from .allocator import tune_allocator
 from .api import build, emit_fx, optimize
 from .compiler import CompiledSpec, compile_spec
 from .errors import ArchDSLError
+from .features import feature_info
+from .finetune import freeze, param_groups, reset_classifier, unfreeze
 from .weights import import_weights
 from .zoo import list_models
 
@@ -27,4 +29,5 @@ def viz(spec=None, depth=2, expand=(), rankdir="TB", **options):
 
 __version__ = "0.1.0"
 __all__ = ["build", "optimize", "emit_fx", "compile_spec", "CompiledSpec", "import_weights", "tune_allocator",
-           "ArchDSLError", "list_models", "viz", "__version__"]
+           "ArchDSLError", "list_models", "viz", "feature_info", "freeze", "unfreeze", "param_groups",
+           "reset_classifier", "__version__"]

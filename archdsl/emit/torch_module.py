@@ -29,6 +29,13 @@ class ArchModule(nn.Module):
     archdsl_info: dict
     archdsl_graph: Graph  # the IR the module was emitted from
 
+    def reset_classifier(self, num_classes: int):
+        """timm's `reset_classifier`: a new `head.fc` for `num_classes` (0: none; the model
+        returns the pooled features). See `archdsl.finetune`."""
+        from ..finetune import reset_classifier
+
+        return reset_classifier(self, num_classes)
+
 
 class Scope(nn.Module):
     """A scope emitted inline into its parent's forward: a container of modules only."""

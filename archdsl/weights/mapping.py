@@ -23,6 +23,9 @@ ours under the second one to one, in state-dict order (module order): for a flat
 `Sequential` whose activations and pools take indices too (torchvision's VGG `features.0`,
 `features.3`, ...), where no arithmetic on the index finds the layer. Shapes are still
 checked; keys left over on either side are reported as usual. Rules apply to the rest.
+
+`ignore = ["pooler.", "layer.{i}.unused."]` lists source key prefixes (the rules' syntax) that
+load nowhere on purpose. A malformed file is an `ArchWeightsError` naming it.
 """
 from __future__ import annotations
 
@@ -87,10 +90,20 @@ def _compute(values: dict[str, int], f: re.Match) -> int:
 
 
 def compile_rule(source: str, target: str) -> Rule:
+    """A rule's source compiles to an anchored pattern of literals and `\\d+` groups, each
+    group followed by a literal that is not a digit: matching a key is linear in its length
+    (no pattern a mapping file can write backtracks catastrophically)."""
     parts, pos = [], 0
-    for f in _FIELD.finditer(source):
+    fields = list(_FIELD.finditer(source))
+    for f, nxt in zip(fields, fields[1:] + [None]):
+        after = source[f.end():nxt.start() if nxt else len(source)]
+        if nxt is not None and (not after or after[0].isdigit()):
+            raise ValueError(f"two numbers must be separated by a non-digit in {source!r}")
+    for f in fields:
         if f.group(2):
             raise ValueError(f"arithmetic belongs in the target, not the source: {source!r}")
+        if not f.group(1).isidentifier():
+            raise ValueError(f"field names are identifiers: {{{f.group(1)}}} in {source!r}")
         parts.append(re.escape(source[pos:f.start()]))
         parts.append(f"(?P<{f.group(1)}>\\d+)")
         pos = f.end()
@@ -117,19 +130,48 @@ def mapping_path(family_file: str | Path) -> Path:
     return p.with_name(p.stem + ".weights.toml")
 
 
+_SECTION_KEYS = {"reference", "rules", "ignore", "in_order"}
+
+
 def read_mapping(path: Path, source: str) -> Mapping:
+    """The `[source]` section of a mapping file, validated: a malformed file is an
+    `ArchWeightsError` naming it and what is wrong, never a raw TOML or Python error."""
     if not path.is_file():
         raise ArchWeightsError(f"no weight mapping for this family: {path} does not exist",
                                hint="write one beside the family's .arch file (see docs/language.md, 'Weights')")
-    data = tomllib.loads(path.read_text())
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
+        raise ArchWeightsError(f"{path}: not a valid mapping file: {e}",
+                               hint="see archdsl/weights/mapping.py for the format") from None
     if source not in data:
         known = ", ".join(sorted(data)) or "none"
         raise ArchWeightsError(f"{path.name} has no mapping for source '{source}' (it has: {known})")
     table = data[source]
+
+    def bad(what: str) -> ArchWeightsError:
+        return ArchWeightsError(f"{path}: [{source}] {what}", hint="see archdsl/weights/mapping.py for the format")
+
+    if not isinstance(table, dict):
+        raise bad("must be a table")
+    unknown = set(table) - _SECTION_KEYS
+    if unknown:
+        raise bad(f"has unknown keys {sorted(unknown)} (known: {sorted(_SECTION_KEYS)})")
+    if not isinstance(table.get("reference", ""), str):
+        raise bad("reference must be a string")
+    for key in ("rules", "in_order"):
+        pairs = table.get(key, [])
+        if not isinstance(pairs, list) or not all(
+                isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r) for r in pairs):
+            raise bad(f"{key} must be a list of [source, target] string pairs")
+    ignore = table.get("ignore", [])
+    if not isinstance(ignore, list) or not all(isinstance(x, str) for x in ignore):
+        raise bad("ignore must be a list of strings")
     try:
         rules = tuple(compile_rule(s, t) for s, t in table.get("rules", []))
-    except ValueError as e:
-        raise ArchWeightsError(f"{path.name}: {e}") from None
-    ignore = tuple(re.compile(p) for p in table.get("ignore", []))
-    in_order = tuple((str(s), str(t)) for s, t in table.get("in_order", []))
-    return Mapping(source, table.get("reference", ""), rules, ignore, in_order)
+        # ignored key prefixes: the rules' own syntax (`{n}` a number), never free regexes
+        ignore_patterns = tuple(compile_rule(p, "").pattern for p in ignore)
+    except (ValueError, re.error) as e:
+        raise bad(str(e)) from None
+    in_order = tuple((s, t) for s, t in table.get("in_order", []))
+    return Mapping(source, table.get("reference", ""), rules, ignore_patterns, in_order)
