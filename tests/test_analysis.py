@@ -64,6 +64,10 @@ CONV_RF_CASES = {
     "resnet50": dict(overrides=dict(widths=[16, 16, 16, 16], stem_width=8, resolution=448)),
     "mobilenet_v2": dict(overrides=dict(width=0.25, resolution=576)),
     "convnext_tiny": dict(overrides=dict(dims=[4, 4, 4, 4], resolution=1728)),
+    # 14x14 adaptively pooled to 7x7: a 2x2 window of stride 2 after the last stage
+    "vgg11": dict(overrides=dict(widths=[4, 4, 4, 4, 4], resolution=448)),
+    # chunk, concat of a split, channel_shuffle
+    "shufflenet_v2_x0_5": dict(overrides=dict(widths=[8, 8, 16, 16, 16], resolution=576)),
 }
 
 
