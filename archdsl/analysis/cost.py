@@ -47,7 +47,7 @@ def node_flops(graph: Graph, nid: int) -> tuple[int, int]:
         q, k, v = ins
         batch = q.ph * q.pw if q.layout == "patches" else 1
         return 2 * batch * q.n * k.n * (q.c + v.c), 0
-    if op in ("input", "identity", "dropout", "drop_path", "tokens", "grid", "flatten", "subsample",
+    if op in ("input", "identity", "dropout", "dropout2d", "drop_path", "tokens", "grid", "flatten", "subsample",
               "unfold", "fold", "concat"):
         return 0, 0
     if op in ("maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool"):

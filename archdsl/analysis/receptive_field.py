@@ -40,7 +40,7 @@ class RF:
 
 
 # ops through which each output pixel sees exactly its own input pixel
-_POINTWISE = {"chunk", "channel_shuffle", "bn", "layernorm", "linear", "linear_act", "layer_scale", "dropout", "drop_path", "identity", "tokens", "grid",
+_POINTWISE = {"chunk", "channel_shuffle", "bn", "layernorm", "linear", "linear_act", "layer_scale", "dropout", "dropout2d", "drop_path", "identity", "tokens", "grid",
               "relu", "relu6", "gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh"}
 _GLOBAL = {"levit_attention", "levit_attention_gathered", "sdpa", "grn"}
 _MERGES = {"add", "mean", "mul", "concat"}
@@ -74,6 +74,19 @@ def _adaptive(rf: RF, shape, size: tuple[int, int]) -> RF:
     approximation, as close as one size and stride can be)."""
     k, s = zip(*(adaptive_window(n, out) for n, out in ((shape.h, size[0]), (shape.w, size[1]))))
     return _window(rf, k, s, (1, 1), (0, 0))
+
+
+def _upsample(rf: RF, src, out, mode: str) -> RF:
+    """Resizing by a whole factor f divides the jump by f (an output pixel steps 1/f input
+    pixels of the map); bilinear reads two neighbours, a window of 2. From a 1x1 map (a pooled
+    branch) every output sees what that pixel saw. Other ratios keep the jump (approximate)."""
+    if rf.whole or (src.h, src.w) == (1, 1):
+        return rf
+    k = (2, 2) if mode == "bilinear" else (1, 1)
+    grown = _window(rf, k, (1, 1), (1, 1), (0, 0))
+    f = (out.h // src.h, out.w // src.w)
+    jump = tuple(grown.jump[i] // f[i] if f[i] and grown.jump[i] % f[i] == 0 else grown.jump[i] for i in range(2))
+    return RF(grown.size, jump, rf.start)
 
 
 def _extent(rf: RF, i: int) -> tuple[float, float]:
@@ -114,6 +127,8 @@ def receptive_fields(graph: Graph, warnings: list[Diagnostic] | None = None) -> 
         elif op == "fold":
             r = ins[0]
             rf = r if r.whole else RF(r.size, (r.jump[0] // a.patch[0], r.jump[1] // a.patch[1]), r.start)
+        elif op == "upsample":
+            rf = _upsample(ins[0], graph.in_shapes(node.id)[0], node.shape, a.mode)
         elif op in _GLOBAL:
             rf = _whole(image)
         elif op in _MERGES:

@@ -78,6 +78,9 @@ def _call(fxg: fx.Graph, node: Node, ins: list[Shape], args: list[fx.Node], name
         return fn(ch.channel_shuffle, args[0], a.groups)
     if op in ("adaptive_avgpool", "adaptive_maxpool"):
         return fn(F.adaptive_avg_pool2d if op == "adaptive_avgpool" else F.adaptive_max_pool2d, args[0], tuple(a.size))
+    if op == "upsample":
+        corners = {"align_corners": a.align_corners} if a.mode == "bilinear" else {}
+        return fn(F.interpolate, args[0], size=(node.shape.h, node.shape.w), mode=a.mode, **corners)
     raise NotImplementedError(f"no FX lowering for op {op!r} ({node.scope})")
 
 
@@ -86,6 +89,8 @@ def _module_for(node: Node, ins: list[Shape]) -> nn.Module | None:
         return nn.Dropout(node.attrs.p)
     if node.op == "drop_path":
         return rt.DropPath(node.attrs.p)
+    if node.op == "dropout2d":
+        return nn.Dropout2d(node.attrs.p)
     return lower(node, ins).module
 
 

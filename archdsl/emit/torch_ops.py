@@ -85,6 +85,10 @@ def _pool(kind: str) -> Callable[[Node, list[Shape]], Lowering]:
     return lower
 
 
+def _align_corners(a) -> str:
+    return f", align_corners={a.align_corners}" if a.mode == "bilinear" else ""
+
+
 def _concat(n: Node, ins: list[Shape]) -> Lowering:
     dim = 1 if ins[0].layout == "grid" else -1
     args = ", ".join(f"{{{i}}}" for i in range(len(ins)))
@@ -118,6 +122,9 @@ LOWERINGS: dict[str, Callable[[Node, list[Shape]], Lowering]] = {
     "avgpool": _pool("avg"),
     "flatten": lambda n, ins: Lowering(None, "{0}.flatten(1)"),
     "dropout": lambda n, ins: Lowering(None, f"F.dropout({{0}}, {n.attrs.p}, self.training)"),
+    "dropout2d": lambda n, ins: Lowering(None, f"F.dropout2d({{0}}, {n.attrs.p}, self.training)"),
+    "upsample": lambda n, ins: Lowering(None, f"F.interpolate({{0}}, size={(n.shape.h, n.shape.w)}, "
+                                              f"mode={n.attrs.mode!r}{_align_corners(n.attrs)})"),
     "drop_path": lambda n, ins: Lowering(None, f"drop_path({{0}}, {n.attrs.p}, self.training)"),
     "add": lambda n, ins: Lowering(None, " + ".join(f"{{{i}}}" for i in range(len(ins)))),
     "mean": lambda n, ins: Lowering(None, "(" + " + ".join(f"{{{i}}}" for i in range(len(ins))) + f") / {len(ins)}"),

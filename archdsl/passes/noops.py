@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..ir.graph import Graph
 from .manager import PassResult
 
-INFERENCE_NOOPS = ("identity", "dropout", "drop_path")
+INFERENCE_NOOPS = ("identity", "dropout", "dropout2d", "drop_path")
 
 
 def remove_inference_noops(graph: Graph) -> PassResult:

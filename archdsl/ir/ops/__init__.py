@@ -5,6 +5,7 @@ from .attention import LevitAttention, LevitAttentionGathered, ScaledDotProductA
 from .base import Attrs, Op, OpRegistry
 from .channels import CHANNEL_OPS
 from .conv import AvgPool, Conv, ConvAct, ConvAdd, MaxPool
+from .dense import Dropout2d, Upsample
 from .elementwise import ACTIVATIONS, Dropout, DropPath
 from .linear import Flatten, LayerScale, Linear, LinearAct
 from .merge import Add, Concat, Mean, Mul
@@ -24,7 +25,7 @@ OPS = OpRegistry([
     Input(), Conv(), MaxPool(), AvgPool(), BatchNorm(), LayerNorm(), GlobalResponseNorm(),
     *[cls() for cls in ACTIVATIONS], Dropout(), DropPath(), Linear(), LayerScale(), Flatten(),
     Add(), Mean(), Mul(), Concat(), ToTokens(), ToGrid(), Subsample(), Unfold(), Fold(),
-    LevitAttention(), ScaledDotProductAttention(), Tap(),
+    LevitAttention(), ScaledDotProductAttention(), Tap(), Upsample(), Dropout2d(),
     *[cls() for cls in CHANNEL_OPS],  # chunk, channel_shuffle, adaptive_avgpool, adaptive_maxpool
     ConvAct(), ConvAdd(), LinearAct(), LevitAttentionGathered(),  # internal: made by the inference passes
 ])
