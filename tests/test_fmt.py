@@ -161,3 +161,26 @@ NEW_SYNTAX = {
 def test_new_syntax_is_canonical_and_round_trips(name):
     text = NEW_SYNTAX[name]
     assert check_formatting(text) == text
+
+
+def test_long_tables_are_written_one_row_per_line():
+    rows = ", ".join(f"[6, {16 * i}, {i}, 2]" for i in range(1, 9))
+    text = (f"family f(blocks = [{rows}], classes = 10) {{\n  input [3, 8, 8]\n"
+            "  table = [[1, 16, 1, 1],  # first\n    [6, 24, 2, 2], [6, 32, 3, 2],  # two on a line\n"
+            f"    # own line\n    [6, 64, 4, 2]]\n  small = [[1, 2], [3, 4]]\n  for t, c in [{rows}] {{ conv(c, k=1) }}\n"
+            f"  stages for t, c in [{rows}] {{ conv(c, k=1) }}\n}}\n")
+    once = check_formatting(text)
+    assert "  table = [\n    [1, 16, 1, 1],  # first\n    [6, 24, 2, 2],\n    [6, 32, 3, 2],  # two on a line\n" \
+           "    # own line\n    [6, 64, 4, 2],\n  ]\n" in once
+    assert "  small = [[1, 2], [3, 4]]\n" in once  # what fits stays on one line
+    assert "  for t, c in [\n    [6, 16, 1, 2],\n" in once and "    [6, 128, 8, 2],\n  ] {\n    conv(c, k=1)\n" in once
+    assert "  stages for t, c in [\n    [6, 16, 1, 2],\n" in once
+    assert once.startswith("family f(\n  blocks = [\n    [6, 16, 1, 2],\n") and "  ],\n  classes = 10,\n) {\n" in once
+
+
+def test_commented_table_parameters_are_written_one_per_line():
+    text = ("family net(\n  classes = 10,\n  # expansion t, channels c, repeats n, stride s\n  stages = [\n"
+            "    [1, 16, 1, 1],  # no expansion\n    [6, 24, 2, 2],\n  ],\n) {\n  input [3, 32, 32]\n}\n\n"
+            "model m = net(\n  stages = [\n    [1, 16, 1, 1],\n    [6, 24, 2, 2],  # last\n  ],\n)\n"
+            "model k = net(stages = [[1, 16, 1, 1], [6, 24, 2, 2]])  # fits: one line\n")
+    assert check_formatting(text) == text

@@ -2,7 +2,10 @@
 
 One statement per line, two-space indents, `a -> b` with spaces, `k=3` in calls and
 `x = 1` in declarations and assignments, every body on its own lines, parentheses only
-where precedence needs them, number literals as written. A comment stays before the
+where precedence needs them, number literals as written. A table (a list of lists) that
+does not fit in WIDTH, or has comments among its rows, is written one row per line with a
+trailing comma, each row keeping its comments; parameters or arguments holding such a
+table are then written one per line. A comment stays before the
 statement it preceded (own line) or after the one it followed (same line); single
 blank lines between statements and declarations are kept, runs of them collapse.
 Formatting is idempotent, and the formatted spec compiles to the same IR.
@@ -77,7 +80,10 @@ class _Formatter:
         elif isinstance(d, (ast.BlockDecl, ast.FamilyDecl)):
             kind = "block" if isinstance(d, ast.BlockDecl) else "family"
             params = [p.name + (f" = {self.expr(p.default)}" if p.default is not None else "") for p in d.params]
-            self.out.extend(_fill(f"{kind} {d.name}(", params, ") {", ""))
+            head = f"{kind} {d.name}("
+            if not self._exploded(head, [(p.name, p.default, p.span) for p in d.params], params, ") {",
+                                  d.body.span.line):
+                self.out.extend(_fill(head, params, ") {", ""))
             self._body(d.body, "")
         elif isinstance(d, ast.ModelDecl):
             if d.family is None:
@@ -86,11 +92,16 @@ class _Formatter:
             else:
                 args = self.args(d.args, " = ")
                 tail = " {" if d.expects is not None else ""
-                self.out.extend(_fill(f"model {d.name} = {d.family}(", args, ")" + tail, ""))
+                head = f"model {d.name} = {d.family}("
+                named = [(None, a, a.span) for a in d.args.positional] + [(k.name, k.value, k.span)
+                                                                          for k in d.args.keyword]
+                end = d.expects.span.line if d.expects is not None else _end(d.span)
+                if not self._exploded(head, named, args, ")" + tail, end):
+                    self.out.extend(_fill(head, args, ")" + tail, ""))
                 if d.expects is not None:
                     self._body(d.expects, "")
         elif isinstance(d, ast.Assign):
-            self.out.append(f"{d.name} = {self.expr(d.value)}")
+            self.out.extend(self._value_lines(f"{d.name} = ", d.value, "", ""))
         else:  # pragma: no cover - the parser makes no other declarations
             raise TypeError(type(d).__name__)
 
@@ -109,7 +120,7 @@ class _Formatter:
     # ------------------------------------------------------------ statements
     def _stmt(self, s, indent: str) -> None:
         if isinstance(s, ast.Assign):
-            self.out.append(f"{indent}{s.name} = {self.expr(s.value)}")
+            self.out.extend(self._value_lines(f"{indent}{s.name} = ", s.value, "", indent))
         elif isinstance(s, ast.InputStmt):
             self.out.append(f"{indent}input {self.expr(s.shape)}")
         elif isinstance(s, ast.ExpectStmt):
@@ -140,6 +151,61 @@ class _Formatter:
             self.out[-1] += " else {"
             self._body(other, indent)
 
+    # ------------------------------------------------------------ tables
+    def _value_lines(self, head: str, e, tail: str, indent: str) -> list[str]:
+        """`head` + the expression + `tail`; a table (a list of lists) that does not fit on
+        the line, or has comments among its rows, is written one row per line, each row
+        keeping the comments written on it."""
+        one = head + self.expr(e) + tail
+        if not _is_table(e) or len(one) <= WIDTH and not self._comments_within(e.span):
+            return [one]
+        inner = indent + INDENT
+        lines = [head + "["]
+        for i, row in enumerate(e.items):
+            while self.comments and self.comments[0].line < row.span.line:  # own-line comments
+                lines.append(inner + self.comments.pop(0).text)
+            line = f"{inner}{self.expr(row)},"
+            texts = []  # a comment after several rows on one line stays with the last of them
+            upto = min(_end(row.span), e.items[i + 1].span.line - 1) if i + 1 < len(e.items) else _end(row.span)
+            while self.comments and self.comments[0].line <= upto:
+                texts.append(self.comments.pop(0).text)
+            lines.append(line + ("  " + " ".join(texts) if texts else ""))
+        while self.comments and self.comments[0].line < _end(e.span):
+            lines.append(inner + self.comments.pop(0).text)
+        lines.append(indent + "]" + tail)
+        return lines
+
+    def _comments_within(self, span) -> bool:
+        return bool(self.comments) and self.comments[0].line < _end(span) and any(
+            span.line <= c.line < _end(span) for c in self.comments)
+
+    def _exploded(self, head: str, items: list, texts: list[str], tail: str, end_line: int) -> bool:
+        """Parameters or arguments (name, value, span) holding a table, when they do not fit
+        or have comments among them (before `end_line`): one per line, with their comments,
+        the table row by row (`family f(\n  blocks = [\n    [...],\n  ],\n) {`). False when
+        they are written the usual way."""
+        if not any(_is_table(v) for _, v, _ in items):
+            return False
+        commented = bool(self.comments) and self.comments[0].line < end_line
+        if len(head + ", ".join(texts) + tail) <= WIDTH and not commented:
+            return False
+        self.out.append(head)
+        for name, value, span in items:
+            while self.comments and self.comments[0].line < span.line:
+                self.out.append(INDENT + self.comments.pop(0).text)
+            prefix = INDENT + (f"{name} = " if name is not None else "")
+            if value is None:
+                self.out.append(f"{INDENT}{name},")
+            else:
+                self.out.extend(self._value_lines(prefix, value, ",", INDENT))
+            texts = []
+            while self.comments and self.comments[0].line <= _end(span) and self.comments[0].line < end_line:
+                texts.append(self.comments.pop(0).text)
+            if texts:
+                self.out[-1] += "  " + " ".join(texts)
+        self.out.append(tail)
+        return True
+
     def _scale_rule(self, r: ast.ScaleRule) -> str:
         text = f"{r.name} = {self.expr(r.factor)}"
         if r.kind == "width":
@@ -150,7 +216,9 @@ class _Formatter:
         return text + f" rounding {r.rounding}"
 
     def _iterable_line(self, head: str, e, tail: str, indent: str) -> None:
-        if isinstance(e, ast.ListLit) and len(head) + len(self.expr(e)) + len(tail) > WIDTH:
+        if _is_table(e) and (len(head) + len(self.expr(e)) + len(tail) > WIDTH or self._comments_within(e.span)):
+            self.out.extend(self._value_lines(head, e, tail, indent))
+        elif isinstance(e, ast.ListLit) and len(head) + len(self.expr(e)) + len(tail) > WIDTH:
             self.out.extend(_fill(head + "[", [self.expr(i) for i in e.items], "]" + tail, ""))
         else:
             self.out.append(head + self.expr(e) + tail)
@@ -186,6 +254,9 @@ class _Formatter:
                 self.out[-1] = line
         elif isinstance(el, ast.CallEl) and len(start + head) > WIDTH and el.args != ast.Args():
             self.out.extend(_fill(f"{start}{el.name}(", self.args(el.args), ")" + _alias(el), ""))
+        elif isinstance(el, ast.NamedLoop) and _is_table(el.iterable):
+            self.out.extend(self._value_lines(f"{start}{el.name} for {', '.join(el.names)} in ", el.iterable, " {",
+                                              indent))
         else:
             self.out.append(start + head)
         if isinstance(el, (ast.Section, ast.NamedLoop, ast.Gate)):
@@ -311,6 +382,11 @@ class _Formatter:
 
 def _end(span) -> int:
     return span.end_line or span.line
+
+
+def _is_table(e) -> bool:
+    """A list of two or more lists: a table of rows (MobileNet's and EfficientNet's stages)."""
+    return isinstance(e, ast.ListLit) and len(e.items) > 1 and all(isinstance(i, ast.ListLit) for i in e.items)
 
 
 def _alias(el: ast.CallEl) -> str:
