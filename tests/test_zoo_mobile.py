@@ -41,6 +41,11 @@ VARIANTS = [
     ("mobilenet_v2_035_96", "hf", mobilenet_v2(depth_multiplier=0.35, image_size=96), 1_677_128),
     # shared/reference/state_dicts/torchvision_mobilenet_v2.json
     ("mobilenet_v2_torchvision", "torchvision", tv("mobilenet_v2"), 3_504_872),
+    # shared/reference/models.md; timm's counts measured on timm 1.0.31
+    ("mobilenet_v3_large", "torchvision", tv("mobilenet_v3_large"), 5_483_032),
+    ("mobilenet_v3_small", "torchvision", tv("mobilenet_v3_small"), 2_542_856),
+    ("mobilenet_v3_large_timm", "timm", timm("mobilenetv3_large_100"), 5_483_032),
+    ("mobilenet_v3_small_timm", "timm", timm("mobilenetv3_small_100"), 2_542_856),
     # shared/reference/models.md
     ("mobilevit_xxs", "hf", mobilevit(hidden_sizes=[64, 80, 96], neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320],
                                       expand_ratio=2.0, hidden_dropout_prob=0.05), 1_272_024),
@@ -55,6 +60,8 @@ PARITY = {
     ("mobilenet_v2_035_96", "hf"),
     ("mobilenet_v2_torchvision", "torchvision"),
     ("mobilevit_xxs", "hf"),
+    ("mobilenet_v3_small", "torchvision"),
+    ("mobilenet_v3_small_timm", "timm"),
 }
 
 
