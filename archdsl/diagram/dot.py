@@ -32,6 +32,7 @@ class Facts:
 
     compiled: "CompiledSpec"
     tree: ScopeTree = field(init=False)
+    node_lines: dict[tuple[str, str], str] = field(default_factory=dict)  # drawn item -> its dot statement
 
     def __post_init__(self):
         self.tree = ScopeTree.of(self.compiled.graph)
@@ -138,11 +139,21 @@ def _frame_tip(facts: Facts, scope: str) -> str:
 
 
 def _node(g: graphviz.Digraph, facts: Facts, view: View, item: Item) -> None:
+    """Draw one item; what an item looks like does not depend on the rest of the drawing, so
+    the page's many drawings of one spec compute it once."""
+    key = (item.key, item.kind)
+    if key not in facts.node_lines:
+        scratch = graphviz.Digraph()
+        scratch.node(item.key, **_node_attrs(facts, item))
+        facts.node_lines[key] = scratch.body[-1]
+    g.body.append(facts.node_lines[key])
+
+
+def _node_attrs(facts: Facts, item: Item) -> dict[str, str]:
     graph = facts.graph
     attrs: dict[str, str] = {"id": f"n:{item.key}"}
     if item.kind == "output":
-        g.node(item.key, label="output", shape="oval", style="filled", fillcolor="#ffffff", **attrs)
-        return
+        return dict(label="output", shape="oval", style="filled", fillcolor="#ffffff", **attrs)
     warned = [w for n in item.nodes for w in facts.warnings_at[0].get(n, [])]
     taps = [name for n in item.nodes for name in facts.taps_at.get(n, [])]
     if item.kind == "op":
@@ -170,7 +181,7 @@ def _node(g: graphviz.Digraph, facts: Facts, view: View, item: Item) -> None:
         attrs.update(color=L.WARNING_COLOUR, penwidth="2", fontcolor=L.WARNING_COLOUR)
         attrs["xlabel"] = _esc("\n".join(f"⚠ {_clip(w.message.split(':')[0], 48)}" for w in warned))
         tip += "".join(f"\nwarning: {w.message}" for w in warned)
-    g.node(item.key, label=_esc("\n".join(lines)), tooltip=_esc(tip), **attrs)
+    return dict(label=_esc("\n".join(lines)), tooltip=_esc(tip), **attrs)
 
 
 def _closed_lines(facts: Facts, item: Item) -> tuple[list[str], str]:
@@ -178,7 +189,7 @@ def _closed_lines(facts: Facts, item: Item) -> tuple[list[str], str]:
     graph, tree = facts.graph, facts.tree
     params = sum(facts.costs[n].params for n in item.nodes)
     flops = sum(facts.costs[n].flops for n in item.nodes)
-    outs = scope_outputs(graph, item.nodes)
+    outs = scope_outputs(tree, item.nodes)
     last = outs[-1] if outs else item.nodes[-1]
     rf = facts.compiled.rf.get(last)
     if item.kind == "fold":
@@ -247,10 +258,10 @@ def _edge(dot: graphviz.Digraph, facts: Facts, view: View, e) -> None:
     attrs = {"color": L.LAYOUT_COLOUR.get(shape.layout, "#333333")}
     if e.user is not None and view.items[e.dst].kind == "op":
         user = graph.node(e.user)
-        role = L.role(user.op, e.slot, len(graph.inputs(e.user)))
+        role = L.role(user.op, e.slot, len(facts.tree.inputs[e.user]))
         if role:
             label = f"{role}: {label}"
-        if user.op == "add" and len(graph.users(e.value)) > 1:  # the identity path of a residual
+        if user.op == "add" and len(facts.tree.users[e.value]) > 1:  # the identity path of a residual
             attrs["style"] = "dashed"
         if role == "gate":
             attrs["style"] = "dotted"

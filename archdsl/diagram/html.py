@@ -7,12 +7,15 @@ from it, and for every scope the first view with that scope (and its ancestors) 
 with it closed. From
 any state a click goes to the exact state it asks for when the page has it, and otherwise to
 the nearest one that shows what was clicked (the first view with the clicked scope opened or
-closed), so every scope can be opened down to single ops. All SVGs come from one run of `dot`.
+closed), so every scope can be opened down to single ops. A few `dot` processes lay out all
+the SVGs (one per core, up to 4).
 """
 from __future__ import annotations
 
 import html
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import graphviz
 
@@ -57,12 +60,18 @@ def closed_under(opened, scope: str) -> frozenset[str]:
 
 
 def render_svgs(sources: list[str]) -> list[str]:
-    """Lay out several dot graphs with one `dot` process; the `<svg>` element of each."""
-    data = "\n".join(sources).encode()
-    out = graphviz.pipe("dot", "svg", data).decode()
-    svgs = []
-    for chunk in out.split("<svg")[1:]:
-        svgs.append("<svg" + chunk[: chunk.rindex("</svg>") + len("</svg>")])
+    """Lay out several dot graphs, the `<svg>` element of each: a few `dot` processes at once
+    (one per core, up to 4), each laying out a consecutive share of the graphs."""
+    workers = max(1, min(4, os.cpu_count() or 1, len(sources) // 8))
+    size = -(-len(sources) // workers)
+    shares = [sources[i:i + size] for i in range(0, len(sources), size)]
+    with ThreadPoolExecutor(len(shares)) as pool:  # threads wait on dot subprocesses
+        return [svg for svgs in pool.map(_render_share, shares) for svg in svgs]
+
+
+def _render_share(sources: list[str]) -> list[str]:
+    out = graphviz.pipe("dot", "svg", "\n".join(sources).encode()).decode()
+    svgs = ["<svg" + chunk[: chunk.rindex("</svg>") + len("</svg>")] for chunk in out.split("<svg")[1:]]
     if len(svgs) != len(sources):
         raise RuntimeError(f"dot returned {len(svgs)} drawings for {len(sources)} graphs")
     return svgs

@@ -61,13 +61,20 @@ class ScopeTree:
     graph: Graph
     nodes_under: dict[str, list[int]] = field(default_factory=dict)  # scope -> nodes, topological order
     children: dict[str, list[str]] = field(default_factory=dict)  # scope -> child scopes, in order met
+    order: list[int] = field(default_factory=list)  # every node, in the graph's topological order
+    inputs: dict[int, list[int]] = field(default_factory=dict)  # node -> arguments, in order
+    users: dict[int, list[int]] = field(default_factory=dict)  # node -> the nodes that use it
 
     @classmethod
     def of(cls, graph: Graph) -> "ScopeTree":
+        """The tree, and the graph's order and use-def lists once (every drawing reads them)."""
         tree = cls(graph)
         tree.nodes_under[""] = []
         tree.children[""] = []
         for node in graph:
+            tree.order.append(node.id)
+            tree.inputs[node.id] = graph.inputs(node.id)
+            tree.users[node.id] = graph.users(node.id)
             tree.nodes_under[""].append(node.id)
             parent = ""
             for prefix in ancestors(node.scope):
@@ -78,6 +85,17 @@ class ScopeTree:
                 tree.nodes_under[prefix].append(node.id)
                 parent = prefix
         return tree
+
+    def ancestors(self, scope: str) -> list[str]:
+        """`ancestors(scope)`, remembered (every drawing asks it of every node)."""
+        found = self._ancestors.get(scope)
+        if found is None:
+            found = self._ancestors[scope] = ancestors(scope)
+        return found
+
+    @cached_property
+    def _ancestors(self) -> dict[str, list[str]]:
+        return {}
 
     def kind(self, scope: str) -> str:
         """What the spec made the scope: `bottleneck` (a block), `loop item`, `section`, ..."""
@@ -92,7 +110,14 @@ class ScopeTree:
 
     def direct_nodes(self, scope: str) -> list[int]:
         """Nodes whose own parent is `scope` (not inside a child scope)."""
-        return [nid for nid in self.nodes_under[scope] if self.graph.node(nid).parent_scope == scope]
+        return self._direct.get(scope, [])
+
+    @cached_property
+    def _direct(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for nid in self.order:
+            out.setdefault(self.graph.node(nid).parent_scope, []).append(nid)
+        return out
 
     def items(self, scope: str) -> list[str] | None:
         """The numbered items `scope.0 .. scope.k-1` when `scope` is a container of them."""
@@ -136,16 +161,16 @@ class ScopeTree:
         for nid in self.nodes_under[scope]:
             node = self.graph.node(nid)
             attrs = node.attrs.model_dump(exclude=_IGNORED_ATTRS.get(node.op, set()))
-            args = tuple(self.graph.node(a).scope[cut:] if a in inside else "^" for a in self.graph.inputs(nid))
+            args = tuple(self.graph.node(a).scope[cut:] if a in inside else "^" for a in self.inputs[nid])
             sig.append((node.scope[cut:], node.op, repr(sorted(attrs.items())), str(node.shape), args))
         return tuple(sig)
 
     def run_of(self, item: str) -> Run | None:
-        parent = item.rsplit(".", 1)[0] if "." in item else ""
-        for run in self.runs.get(parent, []):
-            if item in run.items:
-                return run
-        return None
+        return self._run_of.get(item)
+
+    @cached_property
+    def _run_of(self) -> dict[str, Run]:
+        return {item: run for runs in self.runs.values() for run in runs for item in run.items}
 
 
 def only_child(tree: ScopeTree, scope: str) -> str | None:

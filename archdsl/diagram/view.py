@@ -56,7 +56,7 @@ class View:
 
 def representative(tree: ScopeTree, opened: frozenset[str], scope: str) -> tuple[str, str, Run | None]:
     """(key, kind, run) of the item that draws the node at `scope`."""
-    for prefix in ancestors(scope):
+    for prefix in tree.ancestors(scope):
         if prefix not in opened:
             run = tree.run_of(prefix)
             if run is not None and len(run) > 1 and not any(i in opened for i in run.items):
@@ -67,7 +67,8 @@ def representative(tree: ScopeTree, opened: frozenset[str], scope: str) -> tuple
 
 def build_view(graph: Graph, tree: ScopeTree, opened: frozenset[str]) -> View:
     view = View(graph, tree, opened)
-    for node in graph:
+    for nid in tree.order:
+        node = graph.node(nid)
         key, kind, run = representative(tree, opened, node.scope)
         view.rep[node.id] = key
         item = view.items.get(key)
@@ -76,9 +77,9 @@ def build_view(graph: Graph, tree: ScopeTree, opened: frozenset[str]) -> View:
             item = view.items[key] = Item(key, kind, [], frame, run)
         item.nodes.append(node.id)
     seen = set()
-    for node in graph:
-        for slot, src in enumerate(graph.inputs(node.id)):
-            edge = Edge(view.rep[src], view.rep[node.id], src, slot, node.id)
+    for nid in tree.order:
+        for slot, src in enumerate(tree.inputs[nid]):
+            edge = Edge(view.rep[src], view.rep[nid], src, slot, nid)
             if edge.src != edge.dst and (edge.src, edge.dst, src) not in seen:
                 seen.add((edge.src, edge.dst, src))
                 view.edges.append(edge)
@@ -90,8 +91,9 @@ def build_view(graph: Graph, tree: ScopeTree, opened: frozenset[str]) -> View:
     return view
 
 
-def scope_outputs(graph: Graph, nodes: list[int]) -> list[int]:
+def scope_outputs(tree: ScopeTree, nodes: list[int]) -> list[int]:
     """The nodes of a group whose values leave it (used outside, or the graph's output)."""
+    graph = tree.graph
     inside = set(nodes)
     finals = set(graph.outputs or []) if getattr(graph, "outputs", None) else {graph.output}
-    return [n for n in nodes if n in finals or any(u not in inside for u in graph.users(n))]
+    return [n for n in nodes if n in finals or any(u not in inside for u in tree.users[n])]
