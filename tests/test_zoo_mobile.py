@@ -28,6 +28,10 @@ def mobilenet_v2(**config):
     return hf("MobileNetV2ForImageClassification", "MobileNetV2Config", **config)
 
 
+def mobilenet_v1(**config):
+    return hf("MobileNetV1ForImageClassification", "MobileNetV1Config", **config)
+
+
 def mobilevit(**config):
     return hf("MobileViTForImageClassification", "MobileViTConfig", **config)
 
@@ -35,6 +39,8 @@ def mobilevit(**config):
 # spec, source, reference constructor, the reference's parameter count (with its source)
 VARIANTS = [
     # shared/reference/models.md
+    ("mobilenet_v1", "hf", mobilenet_v1(), 4_231_976),
+    ("mobilenet_v1_075_192", "hf", mobilenet_v1(depth_multiplier=0.75, image_size=192), 2_585_560),
     ("mobilenet_v2", "hf", mobilenet_v2(), 3_504_872),
     ("mobilenet_v2_140", "hf", mobilenet_v2(depth_multiplier=1.4), 6_108_776),
     ("mobilenet_v2_075_160", "hf", mobilenet_v2(depth_multiplier=0.75, image_size=160), 2_636_424),
@@ -57,6 +63,7 @@ VARIANTS = [
 
 # full-size logits: the smallest variant of each family and source
 PARITY = {
+    ("mobilenet_v1_075_192", "hf"),
     ("mobilenet_v2_035_96", "hf"),
     ("mobilenet_v2_torchvision", "torchvision"),
     ("mobilevit_xxs", "hf"),
