@@ -345,3 +345,30 @@ def test_for_bodies_assign_in_the_enclosing_environment():
     assert g.node(g.output).shape.c == 6 + 1 + 16
     with pytest.raises(ArchNameError, match="unknown name 'n'"):  # loop variables stay in the loop
         graph_of(src.replace("when false", "").replace("n0", "n"))
+
+
+# ---------------------------------------------------------------- characters
+@pytest.mark.parametrize("ch", [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F)])
+def test_bidi_controls_are_refused_everywhere(ch):
+    for where, src in [("comment", f"model m {{\n  input [3, 8, 8]  # a{ch}b\n}}"),
+                       ("string", f'model m {{\n  input [3, 8, 8]\n  conv(4, k=3, p="s{ch}ame")\n}}'),
+                       ("code", f"model m {{\n  input [3, 8, 8]\n  {ch}relu\n}}")]:
+        with pytest.raises(ArchDSLError, match="bidirectional control character") as info:
+            compile_spec(text=src)
+        assert info.value.span.line in (2, 3), where
+
+
+def test_names_and_numbers_are_ascii_and_a_lone_cr_breaks_lines():
+    for digit in ("\u09ea", "\uff14", "\u0664"):  # Bengali, full-width and Arabic-Indic fours
+        with pytest.raises(ArchDSLError) as info:
+            compile_spec(text=f"model m {{\n  input [3, 8, 8]\n  conv({digit}, k=1)\n}}")
+        assert "unexpected character" in info.value.message and "0-9" in info.value.hint
+        assert (info.value.span.line, info.value.span.col) == (3, 8)
+    with pytest.raises(ArchDSLError, match="line break to some tools"):
+        compile_spec(text="model m {  # a\u2028b\n  input [3, 8, 8]\n}")
+    ok = "# note: caf\u00e9 \u2192 fine in comments\rmodel m {\r  input [3, 8, 8]\r  conv(4, k=1, p=\"same\")  # \u00e9\r}\r"
+    assert compile_spec(text=ok).output_shape == [4, 8, 8]  # not one long comment
+    for newline in ("\r", "\r\n"):
+        with pytest.raises(ArchNameError) as info:
+            compile_spec(text=ok.replace("\r", newline).replace("conv(4", "bogus -> conv(4"))
+        assert (info.value.span.line, info.value.span.col) == (4, 3)

@@ -184,3 +184,9 @@ def test_commented_table_parameters_are_written_one_per_line():
             "model m = net(\n  stages = [\n    [1, 16, 1, 1],\n    [6, 24, 2, 2],  # last\n  ],\n)\n"
             "model k = net(stages = [[1, 16, 1, 1], [6, 24, 2, 2]])  # fits: one line\n")
     assert check_formatting(text) == text
+
+
+def test_cr_and_crlf_files_format_with_their_lines():
+    text = "# a\rmodel m {\r  input [3, 8, 8]  # b\r\r  relu\r}\r"
+    want = "# a\nmodel m {\n  input [3, 8, 8]  # b\n\n  relu\n}\n"
+    assert format_text(text) == want and format_text(text.replace("\r", "\r\n")) == want

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ..errors import source_line
 from . import ast
+from .lexical import normalize_newlines
 from .parser import Comment, parse_with_comments
 
 WIDTH = 100
@@ -28,13 +29,14 @@ _CMPS = {"==", "!=", "<", "<=", ">", ">="}
 
 def format_text(text: str, file: str = "<spec>") -> str:
     """The canonical form of spec text (raises `ArchSyntaxError` if it does not parse)."""
+    text = normalize_newlines(text)  # as the parser reads it: line numbers agree
     module, comments = parse_with_comments(text, file)
     return _Formatter(text, comments).module(module)
 
 
 class _Formatter:
     def __init__(self, text: str, comments: list[Comment]):
-        self.src = text.splitlines()
+        self.src = text.split("\n")  # the parser's lines (splitlines would also break at \f, \x85, ...)
         self.comments = list(comments)
         self.out: list[str] = []
         self.last_src = 0  # the last source line accounted for (for blank-line keeping)

@@ -14,6 +14,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..errors import ArchDSLError, ArchLimitError, ArchSyntaxError, SourceName, Span, remember_source
 from . import ast
+from .lexical import check_characters, normalize_newlines
 from .grammar_cache import cached_lark
 from .tree_to_ast import RESERVED, TreeToAst, parse_number  # noqa: F401 - parse_number is public here
 
@@ -118,8 +119,10 @@ def parse(text: str, file: str = "<spec>") -> ast.Module:
 
 def parse_with_comments(text: str, file: str = "<spec>") -> tuple[ast.Module, list[Comment]]:
     """`parse`, and the file's comments in order (the formatter keeps them)."""
+    text = normalize_newlines(text)  # a lone \r is a line break too (lexical.py)
     file = SourceName(file, text)  # every span made from this parse can quote this text
     remember_source(file, text)
+    check_characters(text, file)
     _check_size(text, file)
     errors: list[ArchSyntaxError] = []
     comments: list[Token] = []
