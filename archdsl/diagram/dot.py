@@ -119,6 +119,9 @@ def draw(facts: Facts, view: View, rankdir: str = "TB") -> graphviz.Digraph:
             inner = sub  # a frame holding nothing but one frame is drawn once, named for both
             while not by_frame.get(inner) and len(child_frames.get(inner, [])) == 1:
                 inner = child_frames[inner][0]
+            if len(by_frame.get(inner, [])) == 1 and not child_frames.get(inner):  # a frame around one box
+                fill(g, inner)  # says nothing the box does not: the box alone
+                continue
             name = sub if inner == sub else f"{sub} > {inner[len(sub) + 1:]}"
             with g.subgraph(name=f"cluster_{sub}") as cluster:
                 cluster.attr(label=_esc(f"{name} ({facts.tree.kind(inner)})"), id=f"c:{sub}", style="rounded,dashed",

@@ -22,7 +22,7 @@ _CATEGORIES = {
     "merge": ("#eeeeee", {"add", "mul", "mean", "concat"}),
     "layout": ("#d0e0e3", {"tokens", "grid", "flatten", "subsample", "unfold", "fold", "chunk",
                            "channel_shuffle", "upsample"}),
-    "regularise": ("#f3f3f3", {"dropout", "drop_path", "identity"}),
+    "regularise": ("#f3f3f3", {"dropout", "dropout2d", "drop_path", "identity"}),
     "io": ("#ffffff", {"input"}),
 }
 _COLOUR = {op: colour for colour, ops in _CATEGORIES.values() for op in ops}
