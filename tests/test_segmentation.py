@@ -66,3 +66,69 @@ def test_upsample_shapes_costs_and_receptive_fields():
 def test_bad_upsample_and_dropout2d_calls(call, message):
     with pytest.raises(archdsl.ArchDSLError, match=message.replace("[", r"\[")):
         compile_spec(text=f"model m {{\n  input [3, 16, 16]\n  conv(4, k=3, s=2)\n  {call}\n}}\n")
+
+
+def _calibrated(ref):
+    """Batch-norm statistics away from the identity, and a larger classifier, so that the
+    comparison sees every layer at a visible scale."""
+    with torch.no_grad():
+        for m in ref.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1), m.running_var.uniform_(0.5, 1.5), m.weight.uniform_(0.5, 1.5)
+        ref.segmentation_head.classifier.convolution.weight.mul_(50)
+    return ref.eval()
+
+
+# HF transformers configs of the four segmentation models (the hub checkpoints'
+# deeplabv3_mobilenet_v2_1.0_513 and apple/deeplabv3-mobilevit-{xx-small,x-small,small}).
+SEGMENTATION = {
+    "deeplabv3_mobilenet_v2": ("MobileNetV2", dict(num_labels=21, image_size=513, output_stride=8)),
+    "deeplabv3_mobilevit_xxs": ("MobileViT", dict(num_labels=21, image_size=512, hidden_sizes=[64, 80, 96],
+                                                  neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320], expand_ratio=2.0)),
+    "deeplabv3_mobilevit_xs": ("MobileViT", dict(num_labels=21, image_size=512, hidden_sizes=[96, 120, 144],
+                                                 neck_hidden_sizes=[16, 32, 48, 64, 80, 96, 384])),
+    "deeplabv3_mobilevit_s": ("MobileViT", dict(num_labels=21, image_size=512)),
+}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.endswith(("_xs", "_s")) else n
+                                  for n in SEGMENTATION])
+def test_deeplabv3_matches_hf(name):
+    import transformers
+
+    kind, config = SEGMENTATION[name]
+    torch.manual_seed(0)
+    cfg = getattr(transformers, f"{kind}Config")(**config)
+    ref = _calibrated(getattr(transformers, f"{kind}ForSemanticSegmentation")(cfg))
+    ours = archdsl.build(name)
+    # the parameter counts are the specs' `expect params`, checked against HF's model here
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+    archdsl.import_weights(ours, ref, source="hf")  # strict: every tensor, HF's unused 1x1 conv too
+    x = torch.randn(1, 3, config["image_size"], config["image_size"])
+    with torch.no_grad():
+        want, got = ref(x).logits, ours.eval()(x)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=1e-4 * max(1.0, want.abs().max().item()), rtol=0)
+
+
+def test_a_family_as_a_backbone_keeps_its_names_taps_and_input():
+    from archdsl.compiler import compile_spec
+
+    g = compile_spec("deeplabv3_mobilenet_v2").graph
+    scopes = {n.scope for n in g}
+    assert {"stem.conv1", "stages.6.blocks.0.conv2", "head.conv1", "segmentation_head.classifier"} <= scopes
+    assert "head.fc" not in scopes  # classes = 0: the backbone has no classifier
+    assert list(g.taps) == ["stage1", "stage2", "stage3", "stage5", "stage7"]
+    # the backbone's value is its last tap (stage 7, output stride 8 at 513: 65x65)
+    seg_in = [n for n in g if n.scope == "segmentation_head.aspp.conv1"][0]
+    assert g.inputs(seg_in.id) == [g.taps["stage7"].node]
+    # the unused 1x1 conv of HF's backbone is computed and feeds nothing, as in HF
+    head_out = [n for n in g if n.scope.startswith("head.")][-1]
+    assert g.users(head_out.id) == []
+    # a backbone after an explicit input takes it, and must agree with its size
+    spec = ('import "families/resnet.arch"\nmodel m {\n  input [3, 64, 64]\n  resnet([1, 1], widths=[8, 16], '
+            'resolution=RES) as backbone\n  conv(2, k=1)\n}\n')
+    c = compile_spec(text=spec.replace("RES", "64"))
+    assert c.output_shape == [2, 8, 8] and "backbone.stages.1.blocks.0.conv1" in {n.scope for n in c.graph}
+    with pytest.raises(archdsl.ArchDSLError, match="this backbone takes"):
+        compile_spec(text=spec.replace("RES", "32"))

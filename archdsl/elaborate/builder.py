@@ -57,6 +57,7 @@ class Elaborator:
         self._used: dict[str, set[str]] = defaultdict(set)
         self._counters: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._block_stack: list[str] = []
+        self._backbone_inputs: list[int | None] = []  # the value flowing into each family used as a backbone
         self._items: dict[str, int] = defaultdict(int)  # next index of each numbered container
         self._constants: dict[str, Any] = {}
         self._evaluating: list[str] = []  # constants being evaluated, to catch cycles
@@ -288,6 +289,15 @@ class Elaborator:
         raise ArchTypeError(f"expected a condition, got {describe(v)}", e.span)
 
     def _input(self, stmt: ast.InputStmt, env: Env, scope: str, x: int | None) -> int:
+        incoming = self._backbone_inputs[-1] if self._backbone_inputs else None
+        if incoming is not None and x == incoming:  # a backbone's input: the value flowing into it
+            dims = evaluate(stmt.shape, env, self._known)
+            if dims != list(self._shape(x).dims):
+                raise ArchShapeError(f"this backbone takes {dims} but receives {self._shape(x).describe()}",
+                                     stmt.span, "pass the backbone the incoming size, e.g. resolution = ...")
+            return x
+        if self._backbone_inputs and incoming is None and x is None and self.graph.input is None:
+            scope = ""  # a backbone that starts the model declares the model's input
         if scope != "" or self.graph.input is not None or x is not None:
             raise ArchShapeError("`input` must come first in a model, and only once", stmt.span,
                                  "blocks take their input from the previous element")
@@ -333,7 +343,7 @@ class Elaborator:
     def _chain(self, stmt: ast.ChainStmt, env: Env, scope: str, x: int | None, in_place: bool) -> int | None:
         if stmt.when is not None and not self._truth(stmt.when, env):
             return x
-        if x is None:
+        if x is None and not (stmt.repeat is None and self._calls_family(stmt.elements[0], env)):
             raise ArchShapeError("nothing flows into this yet", stmt.span,
                                  "declare the model's `input [channels, height, width]` first")
         if stmt.repeat is None:
@@ -400,7 +410,10 @@ class Elaborator:
             return self._node("mul", OPS["mul"].attrs(), [x, g], scope, self._fresh(scope, "mul", True), el.span)
         raise TypeError(f"unknown element {type(el).__name__}")
 
-    def _callee(self, name: str, env: Env):
+    def _calls_family(self, el, env: Env) -> bool:
+        return isinstance(el, ast.CallEl) and isinstance(self._callee(el.name, env, None), FamilyRef)
+
+    def _callee(self, name: str, env: Env, x: int | None = -1):
         """A chain element's target: a parameter bound to a block or op (`act = relu6`), else a
         global block or op. Other locals do not hide globals, so `drop_path(drop_path)` works."""
         found, value = env.lookup_local(name)
@@ -409,11 +422,13 @@ class Elaborator:
         target = self._global(name)
         if target is None and found:
             return value
+        if x is None and isinstance(target, BlockRef) and name in self.program.families:
+            return FamilyRef(self.program.families[name])  # nothing flows in: the backbone `mobilevit`
         return target
 
     def _call(self, el: ast.CallEl, env: Env, scope: str, x: int, in_place: bool,
               extra: ast.Args | None, use_alias: bool) -> int:
-        target = self._callee(el.name, env)
+        target = self._callee(el.name, env, x)
         if target is None:
             known = [b for b in self.program.blocks] + [o for o in OPS.names() if o not in INTERNAL_OPS]
             raise ArchNameError(f"unknown block or op '{el.name}'", el.name_span,
@@ -439,8 +454,40 @@ class Elaborator:
             return self._node(target.name, attrs, [x], scope, name, el.span)
         if isinstance(target, BlockRef):
             return self._block(target.decl, pos, kw, el, scope, x, in_place, alias)
+        if isinstance(target, FamilyRef):
+            return self._backbone(target.decl, pos, kw, el, scope, x, alias)
         raise ArchTypeError(f"'{el.name}' is {describe(target)}, not a block or op", el.name_span,
                             "only blocks and ops can be chained")
+
+    def _backbone(self, decl: ast.FamilyDecl, pos: list, kw: dict, el: ast.CallEl, scope: str, x: int | None,
+                  alias: str | None) -> int:
+        """A family called as a chain element is a backbone: its body runs in place (its modules
+        keep the family's names, `stem`, `stages.0`, so its weight mapping applies; under
+        `as name` they go under that scope), its `input` takes the incoming value (or is the
+        model's input), and the element's value is its last feature tap. What the family computes
+        after that tap stays in the model, feeding nothing, as HF's backbones compute it."""
+        if f"family {decl.name}" in self._block_stack:
+            raise ArchLimitError(f"family '{decl.name}' uses itself", el.span)
+        sub = self._join(scope, self._alias(scope, alias, el.span)) if alias else scope
+        self._block_stack.append(f"family {decl.name}")
+        self._use_sites.append(el.span)
+        self._backbone_inputs.append(x)
+        before = set(self.graph.taps)
+        try:
+            env = bind_params(decl.params, pos, kw, Env(fallback=self._global), f"family '{decl.name}'",
+                              el.span, self._known)
+            self._body(decl.body, env, sub, x, collapse=False)
+        except ArchDSLError as e:
+            raise e.called_from(el.span)
+        finally:
+            self._block_stack.pop()
+            self._use_sites.pop()
+            self._backbone_inputs.pop()
+        taps = [t for name, t in self.graph.taps.items() if name not in before]
+        if not taps:
+            raise ArchShapeError(f"family '{decl.name}' declares no feature taps, so it cannot serve as a backbone",
+                                 el.span, 'mark its output in the family: `tap("stage4")`')
+        return taps[-1].node
 
     def _tap(self, name: str, scope: str, x: int, span: Span) -> int:
         taps = self.graph.taps

@@ -130,12 +130,14 @@ def mapping_path(family_file: str | Path) -> Path:
     return p.with_name(p.stem + ".weights.toml")
 
 
-_SECTION_KEYS = {"reference", "rules", "ignore", "in_order"}
+_SECTION_KEYS = {"reference", "rules", "ignore", "in_order", "include"}
 
 
-def read_mapping(path: Path, source: str) -> Mapping:
+def read_mapping(path: Path, source: str, _seen: tuple = ()) -> Mapping:
     """The `[source]` section of a mapping file, validated: a malformed file is an
-    `ArchWeightsError` naming it and what is wrong, never a raw TOML or Python error."""
+    `ArchWeightsError` naming it and what is wrong, never a raw TOML or Python error.
+    `include = ["mobilenet_v2"]` appends the same section of `mobilenet_v2.weights.toml` (beside
+    this file): the mapping of a family used as a backbone, whose layers keep their names."""
     if not path.is_file():
         raise ArchWeightsError(f"no weight mapping for this family: {path} does not exist",
                                hint="write one beside the family's .arch file (see docs/language.md, 'Weights')")
@@ -174,4 +176,13 @@ def read_mapping(path: Path, source: str) -> Mapping:
     except (ValueError, re.error) as e:
         raise bad(str(e)) from None
     in_order = tuple((s, t) for s, t in table.get("in_order", []))
+    include = table.get("include", [])
+    if not isinstance(include, list) or not all(isinstance(x, str) and x.isidentifier() for x in include):
+        raise bad("include must be a list of family file names (`mobilenet_v2`)")
+    for name in include:
+        other = path.with_name(f"{name}.weights.toml")
+        if other in _seen or other == path:
+            raise bad(f"includes {other.name} in a cycle")
+        sub = read_mapping(other, source, _seen + (path,))
+        rules, ignore_patterns, in_order = rules + sub.rules, ignore_patterns + sub.ignore, in_order + sub.in_order
     return Mapping(source, table.get("reference", ""), rules, ignore_patterns, in_order)
