@@ -1,5 +1,7 @@
 """The classic CNNs of the zoo against torchvision: LeNet-5, AlexNet, VGG (with and without
-batch norm), GoogLeNet, Inception v3, DenseNet and ShuffleNetV2.
+batch norm), GoogLeNet, Inception v3, DenseNet and ShuffleNetV2; and against timm where it
+has the model: DenseNet and Inception v3 load into the same specs, timm's VGG (hidden layers
+as convs) is its own spec, `vgg*_timm`.
 
 Every variant: the reference's parameter count and a complete, shape-exact torchvision
 mapping (meta device). At full size, the smallest variant of each family: torchvision's
@@ -13,7 +15,7 @@ import torch
 from torch import nn
 
 import archdsl
-from reference_libs import torchvision_models
+from reference_libs import timm_module, torchvision_models
 from zoo_support import assert_logits_match, assert_mapping_complete, prepared_reference, spec_path
 
 # Parameter counts of the torchvision models (shared/reference/models.md, measured with
@@ -39,6 +41,33 @@ def _constructor(name: str):
 @pytest.mark.parametrize("name", sorted(TORCHVISION))
 def test_torchvision_mapping_is_complete(name):
     assert_mapping_complete(name, _constructor(name), "torchvision", TORCHVISION[name])
+
+
+# timm model -> (our spec, parameters); timm's counts equal torchvision's (measured, timm 1.0.31)
+TIMM = {
+    "densenet121": ("densenet121", 7_978_856), "densenet169": ("densenet169", 14_149_480),
+    "densenet201": ("densenet201", 20_013_928), "inception_v3": ("inception_v3", 23_834_568),
+    **{v: (f"{v}_timm", TORCHVISION[v]) for v in ("vgg11", "vgg13", "vgg16", "vgg19",
+                                                    "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn")},
+}
+
+
+def _timm_constructor(name: str):
+    timm = timm_module()
+    return lambda: timm.create_model(name, pretrained=False)
+
+
+@pytest.mark.parametrize("name", sorted(TIMM))
+def test_timm_mapping_is_complete(name):
+    spec, params = TIMM[name]
+    assert_mapping_complete(spec, _timm_constructor(name), "timm", params)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, resolution", [("densenet121", 224), ("inception_v3", 299), ("vgg11", 224)])
+def test_timm_logits_match(name, resolution):
+    ref = prepared_reference(_timm_constructor(name), (3, resolution, resolution))
+    assert_logits_match(TIMM[name][0], ref, "timm")
 
 
 # The smallest variant of each family, at full size. VGG-11 has 133M parameters, most of
