@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Callable
 
@@ -279,20 +280,43 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run: Callable = args.run
     try:
-        return run(args)
+        status = run(args)
+        sys.stdout.flush()  # output to a full device fails here, inside the handlers, not at exit
+        return status
     except ArchDSLError as e:
         print(e.render(), file=sys.stderr)
         return EXIT_SPEC_ERROR
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        _discard_stdout()
         return EXIT_OK
+    except OSError as e:  # the machine's doing, not archdsl's: a full device, a file that vanished
+        from .fileio import os_error
+
+        _discard_stdout()
+        action, what = ("write", "the output") if e.filename is None else ("use", e.filename)
+        print(os_error(action, what, e).render(), file=sys.stderr)
+        return EXIT_SPEC_ERROR
     except Exception as e:  # an archdsl bug, not the user's: no traceback unless asked
         if args.debug:
             raise
         print(f"archdsl: internal error ({type(e).__name__}: {e}); please report it with the spec "
               f"that caused it (rerun with --debug for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the output still buffered is not flushed again (and
+    reported as an ignored exception) when the interpreter exits."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        pass
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced by a non-file (tests)
+        pass
 
 
 if __name__ == "__main__":

@@ -148,6 +148,7 @@ THREAD_SPECS = [
     ("text", "n = m + 1\nm = n\nmodel c {\n  input [3, 8, 8]\n  conv(n, k=1)\n}\n"),  # a real cycle
     ("text", "model d {\n  input [3, 8, 8]\n  conv(4 k=1)\n}\n"),  # syntax error
     ("text", "block block2(w) {\n  conv(w, k=1)\n}\nmodel e {\n  input [3, 8, 8]\n  block2(4) x 3\n}\n"),
+    ("text", "c = 4\nmodel f {\n  input [3, 8, 8]\n  for i in range(2000) {\n    n = c * i + c\n  }\n  conv(c, k=1)\n}\n"),
     ("path", "specs/resnet18.arch"),
     ("path", "specs/mobilenet_v2.arch"),
     ("path", "examples/broken_residual.arch"),
@@ -177,8 +178,9 @@ def test_threads_compile_like_one_thread():
     (so a quote from a shared source registry would show another spec's line). Every result
     and rendered error equals the serial one."""
     serial = [_render(_compile(k, s)) for k, s in THREAD_SPECS]
-    assert sum(o.startswith("error") for o in serial) == 4
-    jobs = [i for i in range(len(THREAD_SPECS)) for _ in range(6)]
+    assert sum(o.startswith("error") for o in serial) == 4 and serial[7].startswith("ok 3504872")
+    # every spec 4 times, and the two that resolve global names thousands of times 8 times more
+    jobs = [i for i in range(len(THREAD_SPECS)) for _ in range(4)] + [5, 7] * 8
     random.Random(5).shuffle(jobs)
     results: dict[int, list] = {i: [] for i in range(len(THREAD_SPECS))}
     lock = threading.Lock()
@@ -203,8 +205,8 @@ def test_threads_compile_like_one_thread():
         sys.setswitchinterval(interval)
     for i, outs in results.items():
         rendered = [_render(o) for o in outs]
-        assert len(rendered) == 6 and all(o == serial[i] for o in rendered), \
-            f"spec {i}: {[o[:300] for o in rendered if o != serial[i]]}"
+        assert len(rendered) == jobs.count(i) and all(o == serial[i] for o in rendered), \
+            f"spec {i}: {[o[-600:] for o in rendered if o != serial[i]]}"
 
 
 def test_an_error_quotes_its_own_text_after_another_spec_is_compiled():
@@ -246,3 +248,58 @@ def test_limits_are_bytes_and_can_be_raised(tmp_path):
     assert parse_size("16GiB") == 16 * 2**30 and parse_size("500MB") == 500_000_000 and parse_size("2e9") == 2 * 10**9
     with pytest.raises(SystemExit):
         main(["check", str(spec), "--limit", "params=plenty"])  # a wrong command line: exit 2
+
+
+# ---------------------------------------------------------------- Python errors a spec can cause
+def test_module_attribute_list_covers_torch():
+    """The front end refuses layer names that the emitted module already has; it cannot import
+    torch, so it carries the names as a literal: this keeps the literal complete."""
+    import torch
+
+    from archdsl.elaborate.builder import MODULE_ATTRIBUTES
+    from archdsl.emit.torch_module import ArchModule, Scope
+
+    public = {n for cls in (torch.nn.Module, ArchModule, Scope) for n in dir(cls) if not n.startswith("_")}
+    public |= {n for n in vars(ArchModule()) if not n.startswith("_")}
+    assert public - MODULE_ATTRIBUTES == set(), "add these to MODULE_ATTRIBUTES in archdsl/elaborate/builder.py"
+
+
+@pytest.mark.parametrize("name, message", [("register_forward_hook", "the emitted torch module uses that name"),
+                                           ("state_dict", "the emitted torch module uses that name"),
+                                           ("lambda", "it is a Python keyword"), ("class", "it is a Python keyword")])
+def test_layer_names_that_collide_are_refused_at_check_time(name, message):
+    text = f"model m {{\n  input [3, 8, 8]\n  conv(4, k=1) as {name}\n}}\n"
+    with pytest.raises(ArchDSLError, match=message) as info:
+        compile_spec(text=text)
+    assert (info.value.span.line, info.value.span.col) == (3, 3)
+
+
+def test_python_overrides_must_be_spec_values():
+    for value in (float("nan"), float("inf"), 1e308, 10**400, [1, float("nan"), 1, 1]):
+        with pytest.raises(ArchDSLError, match="numbers stay finite and below 10"):
+            compile_spec("specs/resnet18.arch", overrides={"classes" if not isinstance(value, list) else "depths": value})
+    with pytest.raises(ArchDSLError, match="a Python object, not a spec value"):
+        compile_spec("specs/resnet18.arch", overrides={"classes": object()})
+
+
+def test_import_paths_and_chains_are_spec_errors(tmp_path):
+    (tmp_path / "long.arch").write_text('import "' + "a" * 5000 + '.arch"\nmodel m {\n  input [3, 8, 8]\n  relu\n}\n')
+    with pytest.raises(ArchDSLError, match="cannot import 'aaa.* File name too long") as info:
+        compile_spec(tmp_path / "long.arch")
+    assert (info.value.span.line, info.value.span.col) == (1, 1)
+    for i in range(1000):  # a chain of 1000 imports: refused at a depth, no RecursionError
+        (tmp_path / f"f{i}.arch").write_text(f'import "f{i + 1}.arch"\n' if i < 999 else "c = 1\n")
+    (tmp_path / "root.arch").write_text('import "f0.arch"\nmodel m {\n  input [3, 8, 8]\n  relu\n}\n')
+    with pytest.raises(ArchDSLError, match="imports nest more than 64 deep") as info:
+        compile_spec(tmp_path / "root.arch")
+    assert info.value.span.file.endswith("f63.arch") and info.value.trace[0].file.endswith("root.arch")
+
+
+@pytest.mark.parametrize("command", [["check", "specs/resnet18.arch"], ["summary", "specs/resnet18.arch"]])
+def test_output_to_a_full_device_is_an_error_not_a_crash(command):
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "archdsl", *command], cwd=ROOT, stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("error: cannot write the output: No space left on device\nhint: the disk is full")
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr

@@ -11,12 +11,15 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ArchImportError, ArchNameError, ArchSyntaxError, Span
+from ..errors import ArchImportError, ArchLimitError, ArchNameError, ArchSyntaxError, Span
 from ..fileio import ArchFileError, FileTooLarge, read_regular_file
 from . import ast
 from .parser import parse
 
 STDLIB = Path(__file__).resolve().parent.parent / "stdlib"
+# Imports nest at most this deep (a imports b imports c ...): resolving them recurses. The
+# standard library nests 2 deep.
+MAX_IMPORT_DEPTH = 64
 MAX_SPEC_BYTES = 4 * 1024 * 1024  # a spec is a page of text; refuse megabytes of it early
 
 
@@ -101,6 +104,9 @@ class Loader:
                                           "remove one of the imports in the cycle")
                 if target in seen:
                     continue  # already imported through another path
+                if len(chain) > MAX_IMPORT_DEPTH:
+                    raise ArchLimitError(f"imports nest more than {MAX_IMPORT_DEPTH} deep", decl.span,
+                                         "import the files a spec needs from the spec itself, not in a chain")
                 seen.add(target)
                 sub = self._parsed.get(target)
                 if sub is None:
@@ -108,7 +114,7 @@ class Loader:
                     self._parsed[target] = sub
                 try:
                     self._add(program, sub, target, tree_root, owners, seen, chain + [target], root=False)
-                except ArchImportError as e:
+                except (ArchImportError, ArchLimitError) as e:
                     raise e.called_from(decl.span)
                 continue
             # blocks, families, models and constants each have a namespace of their own:
@@ -131,6 +137,14 @@ class Loader:
                 program.constants[name] = decl
 
     def _resolve(self, decl: ast.Import, folder: Path, tree_root: Path) -> Path:
+        try:
+            return self._find(decl, folder, tree_root)
+        except (OSError, ValueError) as e:  # a path too long for the file system, a NUL, a loop of links
+            reason = getattr(e, "strerror", None) or str(e)
+            hint = "import paths are short relative paths: 'blocks/x.arch'"
+            raise ArchImportError(f"cannot import '{_clip(decl.path)}': {reason}", decl.span, hint) from None
+
+    def _find(self, decl: ast.Import, folder: Path, tree_root: Path) -> Path:
         raw = decl.path
         if not raw:
             raise ArchImportError("empty import path", decl.span)
@@ -181,6 +195,10 @@ _PARSE_CACHE = _ParseCache()
 def _parse_cached(path: Path, span: Span) -> ast.Module:
     """Parse an imported file, from the cache when its text has been parsed before."""
     return _PARSE_CACHE.parse(read_spec_text(path, span), _display_path(path))
+
+
+def _clip(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 25] + " ... " + text[-20:]
 
 
 def _is_within(path: Path, folder: Path) -> bool:
