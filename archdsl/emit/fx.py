@@ -8,7 +8,6 @@ generated code (`gm.code`) is one flat forward.
 """
 from __future__ import annotations
 
-import keyword
 import operator
 from typing import Any
 
@@ -21,6 +20,7 @@ from ..ir.ops import OPS
 from ..ir.shape import Shape
 from . import channels as ch
 from . import runtime as rt
+from .torch_module import camel
 from .torch_ops import lower
 
 _ACTIVATIONS = {
@@ -94,13 +94,6 @@ def _module_for(node: Node, ins: list[Shape]) -> nn.Module | None:
     return lower(node, ins).module
 
 
-def _target(scope: str) -> str:
-    """The submodule path of a scope: the scope itself, except that a component which is a
-    Python keyword (MobileViT's `global` branch) gets a trailing underscore, since FX's
-    generated code reaches submodules by attribute."""
-    return ".".join(p + "_" if keyword.iskeyword(p) else p for p in scope.split("."))
-
-
 def _install(root: nn.Module, target: str, module: nn.Module) -> None:
     *parents, leaf = target.split(".")
     owner = root
@@ -132,14 +125,14 @@ def emit_fx_graph(graph: Graph, info: dict | None = None) -> fx.GraphModule:
         name = node.scope.replace(".", "_")
         module = _module_for(node, ins)
         if module is not None:
-            _install(root, _target(node.scope), module)
-            env[node.id] = fxg.create_node("call_module", _target(node.scope), tuple(args), {}, name=name)
+            _install(root, node.scope, module)
+            env[node.id] = fxg.create_node("call_module", node.scope, tuple(args), {}, name=name)
         else:
             env[node.id] = _call(fxg, node, ins, args, name)
     fxg.output(env[graph.output])
     if graph.meta.get("memory_format") == "channels_last":
         root.to(memory_format=torch.channels_last)
-    gm = fx.GraphModule(root, fxg, class_name="".join(w.capitalize() for w in graph.name.split("_")))
+    gm = fx.GraphModule(root, fxg, class_name=camel(graph.name))
     gm.archdsl_graph = graph
     gm.archdsl_info = dict(info or {}, model=graph.name, family=graph.family)
     return gm

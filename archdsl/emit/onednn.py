@@ -59,7 +59,7 @@ def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """The oneDNN kernel can stand in for the aten ops on this call."""
     return (_enabled and x.dtype == torch.float32 and weight.dtype == torch.float32
             and x.device.type == "cpu" and weight.device.type == "cpu"
-            and not torch.compiler.is_compiling()
+            and not torch.compiler.is_compiling() and not torch.jit.is_tracing()  # traces keep aten ops
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
 
 

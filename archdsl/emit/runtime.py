@@ -26,18 +26,42 @@ class PaddedConv2d(nn.Conv2d):
         self.pads = (left, right, top, bottom)  # F.pad order: last dim first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self.pads))
+        return self._conv_forward(F.pad(x, self.pads), self.weight, self.bias)
 
 
+def _relu_(x):
+    return F.relu_(x)
+
+
+def _relu6_(x):
+    return F.hardtanh_(x, 0.0, 6.0)
+
+
+def _hardswish_(x):
+    return F.hardswish(x, inplace=True)
+
+
+def _hardsigmoid_(x):
+    return F.hardsigmoid(x, inplace=True)
+
+
+def _silu_(x):
+    return F.silu(x, inplace=True)
+
+
+def _sigmoid_(x):
+    return x.sigmoid_()
+
+
+def _tanh_(x):
+    return x.tanh_()
+
+
+# In-place activations on a fresh output; named functions (not lambdas), so modules pickle.
 _INPLACE_ACT = {
-    "relu": lambda x: F.relu_(x),
-    "relu6": lambda x: F.hardtanh_(x, 0.0, 6.0),
-    "hardswish": lambda x: F.hardswish(x, inplace=True),
-    "hardsigmoid": lambda x: F.hardsigmoid(x, inplace=True),
-    "silu": lambda x: F.silu(x, inplace=True),
-    "gelu": F.gelu,  # no in-place form
-    "sigmoid": lambda x: x.sigmoid_(),
-    "tanh": lambda x: x.tanh_(),
+    "relu": _relu_, "relu6": _relu6_, "hardswish": _hardswish_, "hardsigmoid": _hardsigmoid_,
+    "silu": _silu_, "gelu": F.gelu,  # no in-place form
+    "sigmoid": _sigmoid_, "tanh": _tanh_,
 }
 
 
@@ -135,7 +159,16 @@ class TokenBatchNorm(nn.BatchNorm1d):
     """Batch norm over the last (channel) dim of tokens [B, N, C] or patches [B*P, N, C]."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.flatten(0, -2)).view(x.shape)
+        # nn.BatchNorm1d's forward, spelt out: TorchScript has no super() calls
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        use_batch = self.training or (self.running_mean is None and self.running_var is None)
+        keep = not self.training or self.track_running_stats
+        out = F.batch_norm(x.flatten(0, -2), self.running_mean if keep else None, self.running_var if keep else None,
+                           self.weight, self.bias, use_batch, factor, self.eps)
+        return out.view(x.shape)
 
 
 class LayerScale(nn.Module):
@@ -144,7 +177,7 @@ class LayerScale(nn.Module):
     def __init__(self, channels: int, init: float, grid: bool):
         super().__init__()
         self.gamma = nn.Parameter(torch.full((channels,), float(init)))
-        self.grid = grid
+        self.init, self.grid = float(init), grid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * (self.gamma.view(-1, 1, 1) if self.grid else self.gamma)
@@ -177,15 +210,20 @@ class LevitAttention(nn.Module):
         self.key_dim, self.heads, self.value_dim = key_dim, heads, attn_ratio * key_dim
         self.scale = key_dim ** -0.5
         self.gathered = gathered
+        self.attn_ratio, self.stride, self.q_grid, self.k_grid = attn_ratio, stride, tuple(q_grid), tuple(k_grid)
         offsets, idxs = levit_bias_offsets(q_grid, k_grid, stride)
         if gathered:
             # inference form: the [heads, Nq, Nk] bias, gathered once (see passes.levit)
             # a buffer: derived from the learnt table (parameter counts stay the model's)
             self.register_buffer("attention_bias", torch.zeros(heads, len(idxs), len(idxs[0])))
+            # TorchScript compiles both forms' code: the other form's names exist, empty
+            self.register_buffer("attention_biases", torch.zeros(heads, 0), persistent=False)
+            self.register_buffer("attention_bias_idxs", torch.zeros(0, 0, dtype=torch.long), persistent=False)
             return
         self.attention_biases = nn.Parameter(torch.zeros(heads, len(offsets)))
         # rebuilt from the grids, so not part of the state_dict (as in timm and HF)
         self.register_buffer("attention_bias_idxs", torch.tensor(idxs, dtype=torch.long), persistent=False)
+        self.register_buffer("attention_bias", torch.zeros(0), persistent=False)  # the gathered form's (TorchScript)
 
     def bias(self) -> torch.Tensor:
         if self.gathered:
