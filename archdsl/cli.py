@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any, Callable
 
+from .cli_deploy import add_deploy_parsers
 from .cli_fmt import add_fmt_parser
 from .errors import ArchDSLError, ArchSyntaxError, Span
 
@@ -215,9 +216,16 @@ def _shape(dims: list[int]) -> str:
     return "[" + ", ".join(str(d) for d in dims) + "]"
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archdsl", description="Compile architecture specs into PyTorch models.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks of internal errors")
+    parser.add_argument("--version", action="version", version=f"archdsl {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     common = argparse.ArgumentParser(add_help=False)
@@ -272,6 +280,7 @@ def make_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     c.set_defaults(run=cmd_check)
     add_fmt_parser(sub)
+    add_deploy_parsers(sub, common)
     return parser
 
 

@@ -1,0 +1,473 @@
+"""`archdsl eject`: an emitted module as one standalone, readable PyTorch file (needs only torch).
+
+The file is written from the same emitter as the live module (`torch_module._Emitter`): the
+same scopes become the same classes with the same `forward` code, and the same leaf modules
+(the lowering table's) are constructed in `__init__`, so the state_dict keys are identical.
+
+What the file adds over the live module:
+- a class per kind of scope (block, section, branch), whose instances differ only in numbers;
+  the numbers that differ between instances become constructor arguments, named after the
+  layer argument they first feed (`in_channels`, `stride`, `conv3_out_channels`);
+- repeats and loops stay loops: a numbered container whose items are called one after the
+  other is an `nn.Sequential` of list comprehensions (`[Basic(c, c) for _ in range(depth)]`);
+- each class and layer is commented with the spec line it came from.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import source_line
+from . import runtime as rt
+from .torch_module import ArchModule, _Emitter
+from .torch_ops import CODE_GLOBALS
+
+_NO_DEFAULT = object()
+
+
+# ------------------------------------------------------------------------ leaf modules
+def _pair(v):
+    v = tuple(v) if isinstance(v, (tuple, list)) else v
+    return v[0] if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1] else v
+
+
+def _conv_args(m: nn.Conv2d, padding=None) -> list:
+    return [(None, m.in_channels, _NO_DEFAULT, "in_channels"), (None, m.out_channels, _NO_DEFAULT, "out_channels"),
+            ("kernel_size", _pair(m.kernel_size), _NO_DEFAULT, "kernel_size"),
+            ("stride", _pair(m.stride), 1, "stride"),
+            *([("padding", _pair(m.padding), 0, "padding")] if padding is None else []),
+            ("dilation", _pair(m.dilation), 1, "dilation"), ("groups", m.groups, 1, "groups"),
+            ("bias", m.bias is not None, True, "bias")]
+
+
+def _fused_pads(m) -> tuple:
+    if m.pads is None:
+        top, left = m.padding
+        return (top, top, left, left)
+    left, right, top, bottom = m.pads
+    return (top, bottom, left, right)
+
+
+def _leaf(m: nn.Module) -> tuple[str, list]:
+    """(constructor, [(keyword or None, value, default, hint)]) of a leaf module."""
+    t = type(m)
+    if t is rt.PaddedConv2d:
+        left, right, top, bottom = m.pads
+        return "PaddedConv2d", _conv_args(m, padding=False) + [("pads", (top, bottom, left, right), _NO_DEFAULT, "pads")]
+    if t in (rt.ConvAct2d, rt.ConvAdd2d):
+        return t.__name__, _conv_args(m, padding=False) + [("act", m.act, _NO_DEFAULT, "act"),
+                                                           ("pads", _fused_pads(m), _NO_DEFAULT, "pads")]
+    if t is nn.Conv2d:
+        return "nn.Conv2d", _conv_args(m)
+    if t in (nn.BatchNorm2d, nn.BatchNorm1d, rt.TokenBatchNorm):
+        name = t.__name__ if t is rt.TokenBatchNorm else f"nn.{t.__name__}"
+        return name, [(None, m.num_features, _NO_DEFAULT, "channels"), ("eps", m.eps, 1e-5, "eps"),
+                      ("momentum", m.momentum, 0.1, "momentum")]
+    if t in (nn.LayerNorm, rt.ChannelLayerNorm):
+        name = "ChannelLayerNorm" if t is rt.ChannelLayerNorm else "nn.LayerNorm"
+        return name, [(None, m.normalized_shape[0], _NO_DEFAULT, "channels"), ("eps", m.eps, 1e-5, "eps")]
+    if t in (nn.Linear, rt.ChannelLinear, rt.LinearAct):
+        name = "nn.Linear" if t is nn.Linear else t.__name__
+        args = [(None, m.in_features, _NO_DEFAULT, "in_features"), (None, m.out_features, _NO_DEFAULT, "out_features"),
+                ("bias", m.bias is not None, True, "bias")]
+        if t is rt.LinearAct:
+            args += [("act", m.act, _NO_DEFAULT, "act"), ("grid", m.grid, _NO_DEFAULT, "grid")]
+        return name, args
+    if t is rt.GlobalResponseNorm:
+        return "GlobalResponseNorm", [(None, m.gamma.shape[0], _NO_DEFAULT, "channels"), ("eps", m.eps, _NO_DEFAULT, "eps")]
+    if t is rt.LayerScale:
+        return "LayerScale", [(None, m.gamma.shape[0], _NO_DEFAULT, "channels"), ("init", m.init, _NO_DEFAULT, "init"),
+                              ("grid", m.grid, _NO_DEFAULT, "grid")]
+    if t is rt.LevitAttention:
+        return "LevitAttention", [(None, m.key_dim, _NO_DEFAULT, "key_dim"), (None, m.heads, _NO_DEFAULT, "heads"),
+                                  (None, m.attn_ratio, _NO_DEFAULT, "attn_ratio"), (None, m.stride, _NO_DEFAULT, "stride"),
+                                  (None, m.q_grid, _NO_DEFAULT, "q_grid"), (None, m.k_grid, _NO_DEFAULT, "k_grid"),
+                                  ("gathered", m.gathered, False, "gathered")]
+    raise NotImplementedError(f"eject: no source form for {t.__module__}.{t.__qualname__}; "
+                              "add one to archdsl/emit/eject.py (_leaf)")
+
+
+# ------------------------------------------------------------------------ the class model
+@dataclass
+class _Member:
+    kind: str  # "leaf", "region", "seq"
+    attr: str
+    comment: str
+    ctor: str = ""  # leaf: constructor name
+    arg_specs: list = field(default_factory=list)  # leaf: (kw, default, hint)
+    child: int = -1  # region: class id
+    runs: tuple = ()  # seq: ((form, class id), ...), form "range" or "list"
+    container: str = "nn.Sequential"
+
+
+@dataclass
+class _Class:
+    id: int
+    name: str
+    doc: str
+    forward: str | None
+    members: list
+    instances: list = field(default_factory=list)  # per instance: raw values per member
+    params: list = field(default_factory=list)  # (name, column index)
+    slots: list = field(default_factory=list)  # per flat slot: ("const", value) or ("param", name)
+    hints: list = field(default_factory=list)
+
+
+def _literal(v) -> str:
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_literal(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    return repr(v)
+
+
+class _Ejector:
+    def __init__(self, module: ArchModule):
+        self.module = module
+        self.em = _Emitter(module.archdsl_graph)
+        g = self.em.graph
+        self.children: dict[str, list[tuple[str, object]]] = {r: [] for r in self.em.members}
+        seen: set[str] = set()
+        for nid in self.em.order:  # direct children in the order the live module adds them
+            parts = self.em.parts[nid]
+            for i in range(1, len(parts)):
+                path = ".".join(parts[:i])
+                parent = ".".join(parts[: i - 1])
+                if path not in seen:
+                    seen.add(path)
+                    self.children[parent].append(("region", path))
+            if self.em._lower(nid).module is not None:
+                self.children[g.node(nid).parent_scope].append(("node", nid))
+        self.classes: dict[tuple, _Class] = {}
+        self.region_class: dict[str, _Class] = {}
+        self.raw: dict[str, tuple] = {}  # region -> (class id, instance index)
+        self.resolved: dict[str, list] = {}
+        self.used_runtime: set[str] = set()
+
+    # pass A: classes and their instances, children first
+    def visit(self, region: str) -> _Class:
+        members, values = [], []
+        for kind, ref in self.children[region]:
+            if kind == "node":
+                node = self.em.graph.node(ref)
+                module = self.module.get_submodule(node.scope)
+                ctor, args = _leaf(module)
+                if not ctor.startswith("nn."):
+                    self.used_runtime.add(ctor)
+                members.append(_Member("leaf", node.name, self._where(node.span), ctor=ctor,
+                                       arg_specs=[(kw, d, h) for kw, _, d, h in args]))
+                values.append(("leaf", [v for _, v, _, _ in args]))
+                continue
+            attr = ref.rsplit(".", 1)[-1]
+            items = self._sequence_items(ref)
+            if items is not None:
+                runs, run_values = [], []
+                for item_group in self._runs(items):
+                    raws = {self._raw(i) for i in item_group}
+                    form = "range" if len(raws) == 1 else "list"
+                    runs.append((form, self.region_class[item_group[0]].id))
+                    run_values.append(item_group)
+                container = "nn.Sequential" if self.em.callable.get(ref) else "nn.ModuleList"
+                members.append(_Member("seq", attr, self._region_where(ref), runs=tuple(runs), container=container))
+                values.append(("seq", run_values))
+            else:
+                child = self.visit(ref)
+                members.append(_Member("region", attr, self._region_where(ref), child=child.id))
+                values.append(("region", ref))
+        name, base, src = self.em.region_class(region)
+        forward = src if base != "container" else None
+        key = (name, forward, tuple((m.kind, m.attr, m.ctor, tuple(m.arg_specs), m.child, m.runs, m.container)
+                                    for m in members))
+        cls = self.classes.get(key)
+        if cls is None:
+            kind = self.em.graph.scopes.get(region, "section")
+            cls = self.classes[key] = _Class(len(self.classes), name, kind, forward, members)
+        self.raw[region] = (cls.id, len(cls.instances))
+        cls.instances.append((region, values))
+        self.region_class[region] = cls
+        return cls
+
+    def _raw(self, region: str):
+        """A hashable value of everything a region's constructor is made of."""
+        cls = self.region_class[region]
+        _, values = cls.instances[self.raw[region][1]]
+        out = [cls.id]
+        for kind, v in values:
+            if kind == "leaf":
+                out.append(tuple(v))
+            elif kind == "region":
+                out.append(self._raw(v))
+            else:
+                out.append(tuple(tuple(self._raw(i) for i in group) for group in v))
+        return tuple(out)
+
+    def _sequence_items(self, region: str) -> list[str] | None:
+        """The items of a numbered container ("0", "1", ...) that is a chain of its items (or a
+        plain list of them, when not callable), else None."""
+        kids = self.children[region]
+        if not kids or any(k != "region" for k, _ in kids):
+            return None
+        items = [r for _, r in kids]
+        if [r.rsplit(".", 1)[-1] for r in items] != [str(i) for i in range(len(items))]:
+            return None
+        if self.em.callable.get(region) is None:
+            return items
+        steps = list(self.em.steps(region))
+        inp, out = self.em.callable[region]
+        prev = inp
+        for step, item in zip(steps, items):
+            if step[0] != "call" or step[1] != item or step[3] != prev:
+                return None
+            prev = step[4]
+        return items if len(steps) == len(items) and prev == out else None
+
+    def _runs(self, items: list[str]) -> list[list[str]]:
+        runs: list[list[str]] = []
+        for item in items:
+            cls = self.visit_class_key(item)
+            if runs and self.visit_class_key(runs[-1][0]) == cls:
+                runs[-1].append(item)
+            else:
+                runs.append([item])
+        return runs
+
+    def visit_class_key(self, region: str) -> int:
+        if region not in self.region_class:
+            self.visit(region)
+        return self.region_class[region].id
+
+    def _where(self, span) -> str:
+        if span is None:
+            return ""
+        text = source_line(span.file, span.line)
+        file = str(span.file).replace("<stdlib>/", "")
+        return f"{file}:{span.line}" + (f": {text.strip()}" if text else "")
+
+    def _region_where(self, region: str) -> str:
+        nodes = self.em.members.get(region) or []
+        spans = [self.em.graph.node(n).span for n in nodes if self.em.graph.node(n).span is not None]
+        if not spans:
+            return ""
+        files = {str(s.file) for s in spans}
+        if len(files) != 1:
+            return ""
+        lines = [s.line for s in spans]
+        file = files.pop().replace("<stdlib>/", "")
+        return f"{file}:{min(lines)}" + (f"-{max(lines)}" if max(lines) != min(lines) else "")
+
+    # pass B: constructor arguments, children's classes first
+    def resolve(self) -> None:
+        for cls in sorted(self.classes.values(), key=lambda c: c.id):
+            flats, hints = [], []
+            for i, (region, values) in enumerate(cls.instances):
+                flat, hint = [], []
+                for member, (kind, v) in zip(cls.members, values):
+                    if kind == "leaf":
+                        flat += v
+                        hint += [(h, member.attr) for _, _, h in member.arg_specs]
+                    elif kind == "region":
+                        child = self._class(member.child)
+                        flat += self.resolved[v]
+                        hint += [(p, member.attr) for p, _ in child.params]
+                    else:
+                        for (form, cid), group in zip(member.runs, v):
+                            child = self._class(cid)
+                            if form == "range":
+                                flat += self.resolved[group[0]] + [len(group)]
+                                hint += [(p, member.attr) for p, _ in child.params] + [("depth", member.attr)]
+                            else:
+                                flat.append(tuple(tuple(self.resolved[r]) for r in group))
+                                hint.append((f"{member.attr}_args", member.attr))
+                flats.append(flat)
+                hints = hint
+            columns = [tuple(f[j] for f in flats) for j in range(len(hints))]
+            names: dict[tuple, str] = {}
+            used: set[str] = set()
+            for j, col in enumerate(columns):
+                if len(set(map(_key, col))) == 1:
+                    cls.slots.append(("const", col[0]))
+                    continue
+                if col not in names:
+                    hint, attr = hints[j]
+                    name = hint if hint not in used else f"{attr}_{hint}"
+                    k = 2
+                    while name in used:
+                        name, k = f"{hint}_{k}", k + 1
+                    used.add(name)
+                    names[col] = name
+                    cls.params.append((name, j))
+                cls.slots.append(("param", names[col]))
+            for i, (region, _) in enumerate(cls.instances):
+                self.resolved[region] = [flats[i][j] for _, j in cls.params]
+
+    def _class(self, cid: int) -> _Class:
+        return next(c for c in self.classes.values() if c.id == cid)
+
+    # rendering
+    def class_names(self) -> dict[int, str]:
+        names, counts = {}, {}
+        for cls in sorted(self.classes.values(), key=lambda c: c.id):
+            counts[cls.name] = counts.get(cls.name, 0) + 1
+            names[cls.id] = cls.name if counts[cls.name] == 1 else f"{cls.name}{counts[cls.name]}"
+        return names
+
+    def render_class(self, cls: _Class, names: dict[int, str]) -> str:
+        slots = iter(cls.slots)
+
+        def arg(default=_NO_DEFAULT):
+            kind, v = next(slots)
+            if kind == "param":
+                return v, True
+            return _literal(v), not (default is not _NO_DEFAULT and v == default)
+
+        lines = []
+        for m in cls.members:
+            comment = f"  # {m.comment}" if m.comment else ""
+            if m.kind == "leaf":
+                args = []
+                for kw, default, _ in m.arg_specs:
+                    text, show = arg(default)
+                    if show:
+                        args.append(text if kw is None else f"{kw}={text}")
+                expr = f"{m.ctor}({', '.join(args)})"
+            elif m.kind == "region":
+                child = self._class(m.child)
+                expr = f"{names[child.id]}({', '.join(arg()[0] for _ in child.params)})"
+            else:
+                parts = []
+                for form, cid in m.runs:
+                    child = self._class(cid)
+                    cname = names[cid]
+                    if form == "range":
+                        args = ", ".join(arg()[0] for _ in child.params)
+                        count, _ = arg()
+                        parts.append(f"{cname}({args})" if count == "1" else
+                                     f"*[{cname}({args}) for _ in range({count})]")
+                    else:
+                        table, _ = arg()
+                        if child.params:
+                            params = ", ".join(p for p, _ in child.params)
+                            parts.append(f"*[{cname}({params}) for ({params},) in {table}]")
+                        else:
+                            parts.append(f"*[{cname}() for _ in {table}]")
+                expr = f"{m.container}({', '.join(parts)})"
+            if m.attr.isidentifier():
+                lines.append(f"        self.{m.attr} = {expr}{comment}")
+            else:
+                lines.append(f"        self.add_module({m.attr!r}, {expr}){comment}")
+        signature = ", ".join(["self"] + [p for p, _ in cls.params])
+        where = self._region_where(cls.instances[0][0])
+        doc = f'    """{cls.doc}{" (" + where + ")" if where else ""}."""\n\n'
+        body = f"class {names[cls.id]}(nn.Module):\n{doc}    def __init__({signature}):\n        super().__init__()\n"
+        body += "\n".join(lines) + ("\n" if lines else "")
+        if cls.forward:
+            body += "\n" + "".join(f"    {line}" if line.strip() else line for line in cls.forward.splitlines(True))
+        return body
+
+
+def _key(v):
+    return repr(v)
+
+
+_FUSED_SOURCE = '''
+_ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6, "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
+                "silu": F.silu, "gelu": F.gelu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+
+
+class _FusedConv2d(nn.Conv2d):
+    """A conv whose output gets an activation (and a residual); zero `pads` (top, bottom, left, right)."""
+
+    def __init__(self, *args, act, pads, **kwargs):
+        top, bottom, left, right = pads
+        symmetric = top == bottom and left == right
+        super().__init__(*args, padding=(top, left) if symmetric else 0, **kwargs)
+        self.pads = None if symmetric else (left, right, top, bottom)
+        self.act = act
+
+    def _fused(self, x, residual=None):
+        if self.pads is not None:
+            x = F.pad(x, self.pads)
+        y = self._conv_forward(x, self.weight, self.bias)
+        if residual is not None:
+            y = y + residual
+        return _ACTIVATIONS[self.act](y) if self.act else y
+
+
+class ConvAct2d(_FusedConv2d):
+    def forward(self, x):
+        return self._fused(x)
+
+
+class ConvAdd2d(_FusedConv2d):
+    def forward(self, x, residual):
+        return self._fused(x, residual)
+
+
+class LinearAct(nn.Linear):
+    """A linear and its activation, over the last dim or the channels of a [B, C, H, W] map."""
+
+    def __init__(self, *args, act, grid, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.act, self.grid = act, grid
+
+    def forward(self, x):
+        if self.grid:
+            x = x.permute(0, 2, 3, 1)
+        y = _ACTIVATIONS[self.act](F.linear(x, self.weight, self.bias))
+        return y.permute(0, 3, 1, 2) if self.grid else y
+'''
+
+_FUSED = {"ConvAct2d", "ConvAdd2d", "LinearAct"}
+
+
+def _helpers(used_classes: set[str], sources: list[str]) -> str:
+    """The source of the runtime classes and functions the file uses, copied from archdsl."""
+    out = []
+    code = "\n".join(sources)
+    if used_classes & _FUSED:
+        out.append(_FUSED_SOURCE.strip("\n"))
+    for name in sorted(used_classes - _FUSED):
+        obj = getattr(rt, name)
+        if name == "LevitAttention":
+            from ..ir.ops.attention import levit_bias_offsets
+
+            out.append(inspect.getsource(levit_bias_offsets).rstrip())
+        out.append(inspect.getsource(obj).rstrip())
+    for name, fn in CODE_GLOBALS.items():
+        if re.search(rf"\b{name}\(", code):
+            out.append(inspect.getsource(fn).rstrip())
+    return "\n\n\n".join(out)
+
+
+def eject_source(module: ArchModule) -> str:
+    """One standalone Python file (needs only torch) defining `module`'s classes; the root class
+    built with no arguments has the same state_dict keys as `module`."""
+    if getattr(module, "archdsl_graph", None) is None:
+        raise ValueError("this module carries no archdsl graph; build it with archdsl.build")
+    with torch.device("meta"):  # the emitter's own leaf modules are only looked at, not kept
+        ej = _Ejector(module)
+        root = ej.visit("")
+    ej.resolve()
+    names = ej.class_names()
+    classes = [ej.render_class(c, names) for c in sorted(ej.classes.values(), key=lambda c: c.id)]
+    helpers = _helpers(ej.used_runtime, [c.forward or "" for c in ej.classes.values()])
+    info = module.archdsl_info
+    optimized = " (inference form: archdsl.optimize)" if getattr(module, "archdsl_passes", None) is not None else ""
+    spec = info.get("spec") or info.get("model")
+    header = (f'"""{names[root.id]}{optimized}: written by `archdsl eject` from {spec}.\n\n'
+              f"Standalone PyTorch (needs only torch). `{names[root.id]}()` has the state_dict keys of\n"
+              f"the archdsl module, so checkpoints load in either. Input {list(info.get('input_shape', []))}, "
+              f"output {list(info.get('output_shape', []))}.\n\"\"\"\n")
+    imports = "import itertools\nimport math\n\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+    parts = [header + imports]
+    if helpers:
+        parts.append(helpers)
+    parts += classes
+    return "\n\n".join(parts).rstrip() + "\n"
+
+
+__all__ = ["eject_source"]
