@@ -197,7 +197,7 @@ def _closed_lines(facts: Facts, item: Item) -> tuple[list[str], str]:
     rf = facts.compiled.rf.get(last)
     if item.kind == "fold":
         run = item.run
-        what = f"{contents(tree, run.items[0]) or tree.kind(run.items[0])} x {len(run)}"
+        what = _times(_part(tree, run.items[0]), len(run))
         lines = [item.key, what] + [f"first: {d}" for d in first_differences(facts, run)]
     else:
         lines = [item.key, contents(tree, item.key) or tree.kind(item.key)]
@@ -209,22 +209,50 @@ def _closed_lines(facts: Facts, item: Item) -> tuple[list[str], str]:
     return lines, tip
 
 
-def contents(tree: ScopeTree, scope: str, limit: int = 3) -> str | None:
-    """What a scope holds, in a few words: `bottleneck x 3`, `downsample, convnext x 3`."""
+def contents(tree: ScopeTree, scope: str, limit: int = 3, sep: str = ", ") -> str | None:
+    """What a scope holds, in a few words: `bottleneck x 3`, `downsample, convnext x 3`,
+    `(attention + mlp) x 4` (an item's parts joined by `+`)."""
     runs = tree.runs.get(scope)
     if runs:
-        parts = [f"{contents(tree, r.items[0], 1) or tree.kind(r.items[0])}" + (f" x {len(r)}" if len(r) > 1 else "")
-                 for r in runs]
+        parts = [_times(_part(tree, r.items[0]), len(r)) for r in runs]
     else:
         kids = tree.children.get(scope, [])
         if len(kids) == 1 and not tree.direct_nodes(scope):
-            return contents(tree, kids[0], limit) if not tree.is_block(kids[0]) else tree.kind(kids[0])
+            return contents(tree, kids[0], limit, sep) if not tree.is_block(kids[0]) else tree.kind(kids[0])
         if tree.is_block(scope) or not kids:
             return tree.kind(scope)
-        parts = [contents(tree, k, 1) or tree.kind(k) if not tree.is_block(k) else tree.kind(k) for k in kids]
+        parts = [_part(tree, k) for k in kids]
+    parts = _grouped(parts)
     if len(parts) > limit:
         parts = parts[:limit] + [f"... ({len(parts)} parts)"]
-    return ", ".join(parts)
+    return sep.join(parts)
+
+
+def _part(tree: ScopeTree, scope: str) -> str:
+    """One part of a listing: a block's name, or a section's own parts joined by `+`."""
+    if tree.is_block(scope):
+        return tree.kind(scope)
+    text = contents(tree, scope, 2, " + ") or tree.kind(scope)
+    name = scope.rsplit(".", 1)[-1]
+    return name if text == tree.kind(scope) and not name.isdigit() else text  # `downsample`, not `section`
+
+
+def _grouped(parts: list[str]) -> list[str]:
+    """Consecutive equal parts as one: 24 dense layers (each wider than the last, so no
+    fold) list as `dense_layer x 24`."""
+    out: list[list] = []
+    for p in parts:
+        if out and out[-1][0] == p:
+            out[-1][1] += 1
+        else:
+            out.append([p, 1])
+    return [_times(p, n) for p, n in out]
+
+
+def _times(text: str, n: int) -> str:
+    if n == 1:
+        return text
+    return f"({text}) x {n}" if " + " in text or ", " in text else f"{text} x {n}"
 
 
 def first_differences(facts: Facts, run: Run, limit: int = 3) -> list[str]:
