@@ -282,7 +282,10 @@ class _Emitter:
             lines.append(f"    {var[nid]} = {code}")
         if region == "" and g.meta.get("memory_format") == "channels_last":
             lines.insert(0, "    x = x.contiguous(memory_format=torch.channels_last)")
-        lines.append(f"    return {var[out]}")
+        if region == "" and g.outputs is not None:  # a backbone: the list of its feature maps
+            lines.append("    return [" + ", ".join(var[o] for o in g.outputs) + "]")
+        else:
+            lines.append(f"    return {var[out]}")
         return "def forward(self, x):\n" + "\n".join(lines) + "\n"
 
 
