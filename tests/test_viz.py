@@ -280,21 +280,33 @@ def test_every_format_by_suffix_without_torch(tmp_path):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # self-contained: nothing fetched
 
 
-def test_default_output_is_model_svg_in_the_cwd(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "archdsl", "viz", str(ROOT / "specs/resnet18.arch"), "--depth", "1"],
-                         cwd=tmp_path, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "resnet18.svg"
+def cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run the command line in this process: (exit status, stdout, stderr)."""
+    from archdsl.cli import main
+
+    try:
+        code = main(args)
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_default_output_is_model_svg_in_the_cwd(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(["viz", str(ROOT / "specs/resnet18.arch"), "--depth", "1"], capsys)
+    assert code == 0, err
+    assert out.strip() == "resnet18.svg"
     assert (tmp_path / "resnet18.svg").read_text().lstrip().startswith("<?xml")
 
 
-def test_a_bad_spec_gets_checks_errors_and_no_file(tmp_path):
+def test_a_bad_spec_gets_checks_errors_and_no_file(tmp_path, monkeypatch, capsys):
     spec = str(ROOT / "examples/broken_residual.arch")
-    check = subprocess.run([sys.executable, "-m", "archdsl", "check", spec], capture_output=True, text=True)
-    run = subprocess.run([sys.executable, "-m", "archdsl", "viz", spec, "-o", "out.svg"], cwd=tmp_path,
-                         capture_output=True, text=True)
-    assert run.returncode == check.returncode == 1
-    assert run.stderr == check.stderr and ":9:5: error:" in run.stderr
+    monkeypatch.chdir(tmp_path)
+    check = cli(["check", spec], capsys)
+    run = cli(["viz", spec, "-o", "out.svg"], capsys)
+    assert run[0] == check[0] == 1
+    assert run[2] == check[2] and ":9:5: error:" in run[2]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -309,11 +321,11 @@ def test_without_dot_one_line_and_dot_source_still_written(tmp_path):
     assert run.returncode == 0 and (tmp_path / "r.dot").read_text().startswith("digraph")
 
 
-def test_command_line_errors(tmp_path):
+def test_command_line_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     for args in (["--depth", "0"], ["-o", "x.jpg"], ["--expand", "stages.9"]):
-        run = subprocess.run([sys.executable, "-m", "archdsl", "viz", "resnet18", *args], cwd=tmp_path,
-                             capture_output=True, text=True)
-        assert run.returncode == 2 and run.stderr.startswith("archdsl: error:"), (args, run.stderr)
+        code, _, err = cli(["viz", "resnet18", *args], capsys)
+        assert code == 2 and err.startswith("archdsl: error:"), (args, err)
     assert list(tmp_path.iterdir()) == []
 
 
