@@ -13,6 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the smaller variants of the same family; they get the structural checks (meta device).
 HEAVY_PARAMS = 40_000_000
 HEAVY_FLOPS = 12_000_000_000
+# Light by size but slow in float64 (depthwise convs, hundreds of concats): covered
+# numerically by densenet121 and shufflenet_v2_x0_5.
+SLOW_NUMERICS = {"densenet169", "densenet201", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"}
 
 
 @lru_cache(maxsize=None)
@@ -26,7 +29,7 @@ def spec_cost(path: Path) -> tuple[int, int]:
 
 def is_heavy(path: Path) -> bool:
     params, flops = spec_cost(path)
-    return params > HEAVY_PARAMS or flops > HEAVY_FLOPS
+    return params > HEAVY_PARAMS or flops > HEAVY_FLOPS or path.stem in SLOW_NUMERICS
 
 
 def light_specs() -> list[Path]:
