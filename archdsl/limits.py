@@ -32,6 +32,7 @@ class Limits:
     max_nodes: int = 50_000
     max_repeat: int = 10_000
     max_iterations: int = 1_000_000  # loop iterations in all, with or without ops
+    max_work: int = 200_000  # steps of elaboration work beyond the ops built: see elaborate/expressions.py
     max_block_depth: int = 48
     max_param_bytes: int = 8 * GiB  # all parameters, fp32
     max_activation_bytes: int = 4 * GiB  # any one feature map (the input included), fp32, batch 1
@@ -65,7 +66,7 @@ def human_bytes(n: int) -> str:
 
 # `--limit NAME=VALUE`: the name on the command line, the Limits field, and whether it is bytes
 LIMIT_NAMES = {"params": "max_param_bytes", "activation": "max_activation_bytes", "nodes": "max_nodes",
-               "repeat": "max_repeat", "iterations": "max_iterations", "block-depth": "max_block_depth"}
+               "repeat": "max_repeat", "iterations": "max_iterations", "block-depth": "max_block_depth", "work": "max_work"}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?(?:e\d+)?)\s*([kmgt]i?)?b?", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
           "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}

@@ -372,3 +372,65 @@ def test_names_and_numbers_are_ascii_and_a_lone_cr_breaks_lines():
         with pytest.raises(ArchNameError) as info:
             compile_spec(text=ok.replace("\r", newline).replace("conv(4", "bogus -> conv(4"))
         assert (info.value.span.line, info.value.span.col) == (4, 3)
+
+
+# ---------------------------------------------------------------- threads and the work budget
+def test_threads_compiling_at_once_do_not_see_each_others_evaluation():
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    chain = "\n".join(f"c{i} = c{i + 1} + 1" for i in range(40)) + "\nc40 = 4\n"
+    good = chain + "model m {\n  input [3, 8, 8]\n" + "".join(f"  conv(c{i % 40}, k=1)\n" for i in range(30)) + "}\n"
+    cyclic = "a = b + 1\nb = a + 1\nmodel m {\n  input [3, 8, 8]\n  conv(a, k=1)\n}\n"
+
+    def outcome(text):
+        try:
+            return compile_spec(text=text).output_shape
+        except ArchDSLError as e:
+            return e.render()
+
+    serial = [outcome(good), outcome(cyclic)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(outcome, [good, cyclic] * 16))
+    finally:
+        sys.setswitchinterval(interval)
+    assert results == serial * 16
+    assert "defined in terms of itself (a -> b -> a)" in serial[1]
+
+
+@pytest.mark.parametrize("src", [
+    # a trillion repetitions of an empty block
+    "block e() { }\nblock b2() { e x 10000 }\nblock b3() { b2 x 10000 }\nmodel m { input [3, 8, 8]\n  b3 x 10000 }",
+    # ten billion loop iterations, named loops too
+    "model m { input [3, 8, 8]\n  for i in range(100000) { for j in range(100000) { } } }",
+    "model m { input [3, 8, 8]\n  s for i in range(100000) { t for j in range(100000) { } } }",
+    # expensive expressions: comprehensions of comprehensions, list arithmetic and builtins in loops
+    "model m { input [3, 8, 8]\n  a = [[i * j for j in range(100000)] for i in range(100000)] }",
+    "model m { input [3, 8, 8]\n  a = range(50000)\n  for i in range(100000) { b = a + a == a + a } }",
+    "model m { input [3, 8, 8]\n  for i in range(10000) { s = sum(range(99999)) } }",
+])
+def test_runaway_elaboration_is_refused_quickly(src):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ArchDSLError, match="steps of work beyond the ops it builds") as info:
+        compile_spec(text=src)
+    assert time.perf_counter() - start < 2.0  # about 0.3 s at most here; slack for a busy CI machine
+    assert info.value.span is not None and info.value.span.line >= 2  # at the loop, repeat or expression
+
+
+def test_work_budget_leaves_room_for_large_models_and_is_a_limit():
+    from archdsl.limits import Limits
+
+    src = "block r(c) { residual { conv(c, k=1) } }\nmodel m { input [8, 4, 4]\n  r(8) x 500 }"
+    small = Limits(max_work=10_000)  # 500 blocks take about 11,000 steps, paid for by their 1,000 ops
+    assert len(compile_spec(text=src, limits=small).graph) == 1 + 2 * 500
+    with pytest.raises(ArchDSLError, match="more than 10,000 steps"):  # the same work building nothing
+        compile_spec(text=src.replace("residual { conv(c, k=1) }", ""), limits=small)
+    loop = "model m { input [3, 8, 8]\n  t = 0\n  for i in range(10000) { t = t + i }\n  conv(t % 7 + 1, k=1) }"
+    assert compile_spec(text=loop).output_shape == [10000 * 9999 // 2 % 7 + 1, 8, 8]
+    with pytest.raises(ArchDSLError, match="more than 50,000 steps"):
+        compile_spec(text=loop, limits=Limits(max_work=50_000))

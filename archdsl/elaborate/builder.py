@@ -21,6 +21,7 @@ from ..ir.shape import Shape
 from ..limits import Limits
 from .arguments import bind_params, build_attrs
 from .expressions import BUILTINS, Env, bindings, evaluate
+from .expressions import WORK_PER_ITEM, WORK_PER_NODE, Evaluation
 from .values import BlockRef, FamilyRef, OpRef, ScaleRule, ShapeView, describe
 
 
@@ -62,6 +63,9 @@ class Elaborator:
         self._constants: dict[str, Any] = {}
         self._evaluating: list[str] = []  # constants being evaluated, to catch cycles
         self._iterations_done = 0
+        # this elaboration's evaluation state (constants being resolved, the work budget): the
+        # root environments take it from `_global`'s object (see expressions.Env)
+        self.evaluation = Evaluation(limits.max_work)
         self._params = 0
 
     # ------------------------------------------------------------------ entry
@@ -214,6 +218,7 @@ class Elaborator:
                 n *= d
             self._params += n
         self.limits.check_params(self._params, span)
+        self.evaluation.credit += WORK_PER_NODE  # work that builds the model is paid for (see Evaluation)
         return self.graph.add(op_name, attrs, inputs, self._join(scope, name), span, shape)
 
     def _shape(self, x: int) -> Shape:
@@ -333,6 +338,7 @@ class Elaborator:
     def _iterations(self, names: tuple[str, ...], iterable: ast.Expr, env: Env):
         """The variables of each iteration of a loop (see `bindings`), counted against the limits."""
         for bound in bindings(names, evaluate(iterable, env, self._known), iterable):
+            self.evaluation.spend(WORK_PER_ITEM, iterable.span)
             self._iterations_done += 1
             if self._iterations_done > self.limits.max_iterations:
                 raise ArchLimitError(f"loops run more than {self.limits.max_iterations:,} iterations in all",
@@ -377,6 +383,7 @@ class Elaborator:
         start = self._items[container]
         self._items[container] += count
         for r in range(count):
+            self.evaluation.spend(WORK_PER_ITEM, rep.span)
             sub = f"{container}.{start + r}"
             self.graph.scopes[sub] = "repeat item"
             sub_env = env.child({rep.index: r} if rep.index else None, in_shape=ShapeView(self._shape(x)))
@@ -500,6 +507,7 @@ class Elaborator:
 
     def _block(self, decl: ast.BlockDecl, pos: list, kw: dict, el: ast.CallEl, scope: str, x: int,
                in_place: bool, alias: str | None) -> int:
+        self.evaluation.spend(WORK_PER_ITEM, el.span)
         if decl.name in self._block_stack:
             chain = " -> ".join(self._block_stack[self._block_stack.index(decl.name):] + [decl.name])
             raise ArchLimitError(f"block '{decl.name}' uses itself ({chain})", el.span,

@@ -104,20 +104,70 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in [
 ]}
 
 
+DEFAULT_MAX_WORK = 200_000  # see `Evaluation`; archdsl.limits.Limits.max_work sets it per compilation
+# Steps charged for a loop iteration, a repetition or a block call, which cost about as much
+# as this many expression steps even when they evaluate nothing (an empty block `x 10000`).
+WORK_PER_ITEM = 10
+# Steps each op node made adds to the budget: a model's size is bounded by the node limit,
+# and the budget stops the work that builds nothing.
+WORK_PER_NODE = 50
+
+
+class Evaluation:
+    """What one elaboration's evaluations share, carried by its environments (never a module
+    global: threads compiling at once, or one compilation inside another, each have their own).
+
+    * `resolving`: the global names being resolved, outermost first, to report a constant
+      defined in terms of itself.
+    * `work`: steps of work done so far: one per expression evaluated, one per list item
+      made, read or compared, WORK_PER_ITEM per loop iteration, repetition and block call.
+      It may exceed `credit` (WORK_PER_NODE per op node made: the model being built) by at
+      most `max_work`. Runaway specs that build little (three nested `x 10000` around an
+      empty block, loops of loops, list arithmetic in loops) stop there with a position in
+      a fraction of a second (a step costs about 1-3 us); the zoo's largest models spend
+      a few thousand steps beyond their credit.
+    """
+
+    def __init__(self, max_work: int = DEFAULT_MAX_WORK):
+        self.resolving: list[str] = []
+        self.work = 0
+        self.credit = 0
+        self.max_work = max_work
+
+    def spend(self, steps: int, span) -> None:
+        """Count `steps` of work done for the text at `span`; past the budget, an ArchLimitError there."""
+        self.work += steps
+        if self.work > self.max_work + self.credit:
+            self.exhausted(span)
+
+    def exhausted(self, span) -> None:
+        raise ArchLimitError(f"elaborating the spec takes more than {self.max_work:,} steps of work beyond "
+                             "the ops it builds (expressions, loop iterations, repetitions)", span,
+                             "check repetition counts, loop bounds and list sizes (nested loops and "
+                             "repetitions multiply); to allow it, raise the limit: --limit work=N, "
+                             "or Limits(max_work=...)")
+
+
 class Env:
     """Lexical variables, innermost first; `fallback` resolves globals (blocks, ops, builtins).
+    `ctx` is the elaboration's shared `Evaluation`: inherited from the parent; for a root
+    environment, that of the object whose method `fallback` is (the Elaborator's
+    `evaluation`), else a new one.
 
     A `transparent` environment (a `for` iteration's) holds only its loop variables: other
     names assigned in it are assigned in the environment around it, as in Python."""
 
     def __init__(self, vars: dict[str, Any] | None = None, parent: "Env | None" = None,
                  fallback: Callable[[str], Any] | None = None, in_shape: ShapeView | None = None,
-                 transparent: bool = False):
+                 transparent: bool = False, ctx: Evaluation | None = None):
         self.vars = dict(vars or {})
         self.parent = parent
         self.fallback = fallback if fallback is not None else (parent.fallback if parent else None)
         self.in_shape = in_shape if in_shape is not None else (parent.in_shape if parent else None)
         self.transparent = transparent and parent is not None
+        if ctx is None:
+            ctx = parent.ctx if parent is not None else getattr(getattr(fallback, "__self__", None), "evaluation", None)
+        self.ctx = ctx if ctx is not None else Evaluation()
 
     def child(self, vars: dict[str, Any] | None = None, in_shape: ShapeView | None = None,
               transparent: bool = False) -> "Env":
@@ -148,11 +198,14 @@ class Env:
 
 
 _MISSING = object()
-_resolving: list[str] = []  # global names being resolved through `Env.fallback`, outermost first
 
 
 def evaluate(e: ast.Expr, env: Env, known_names: Callable[[], set[str]] = lambda: set()) -> Any:
     """Evaluate an expression; errors carry the span of the offending sub-expression."""
+    ctx = env.ctx
+    ctx.work += 1
+    if ctx.work > ctx.max_work + ctx.credit:
+        ctx.exhausted(e.span)
     ev = lambda sub: evaluate(sub, env, known_names)  # noqa: E731
     if isinstance(e, ast.Num) or isinstance(e, ast.Str) or isinstance(e, ast.Bool):
         return e.value
@@ -160,15 +213,16 @@ def evaluate(e: ast.Expr, env: Env, known_names: Callable[[], set[str]] = lambda
         found, value = env.lookup_local(e.id)
         if found:
             return value
-        if e.id in _resolving:  # a constant defined through itself: `n = n + 1`
-            cycle = " -> ".join(_resolving[_resolving.index(e.id):] + [e.id])
+        resolving = ctx.resolving
+        if e.id in resolving:  # a constant defined through itself: `n = n + 1`
+            cycle = " -> ".join(resolving[resolving.index(e.id):] + [e.id])
             raise ArchNameError(f"'{e.id}' is defined in terms of itself ({cycle})", e.span,
                                 "a constant cannot refer to itself, directly or through others")
-        _resolving.append(e.id)
+        resolving.append(e.id)
         try:
             value = env.fallback(e.id) if env.fallback else _MISSING
         finally:
-            _resolving.pop()
+            resolving.pop()
         if value is not _MISSING and value is not None:
             return value
         raise ArchNameError(f"unknown name '{e.id}'", e.span,
@@ -215,6 +269,7 @@ def evaluate(e: ast.Expr, env: Env, known_names: Callable[[], set[str]] = lambda
         for bound, sub in ((lo, e.lower), (hi, e.upper)):
             if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int)):
                 raise ArchTypeError(f"slice bound must be a whole number, got {describe(bound)}", sub.span)
+        ctx.spend(len(base[lo:hi]), e.span)
         return base[lo:hi]
     if isinstance(e, ast.Cond):
         return ev(e.then) if _truth(ev(e.test), e.test) else ev(e.otherwise)
@@ -229,7 +284,13 @@ def evaluate(e: ast.Expr, env: Env, known_names: Callable[[], set[str]] = lambda
             return _truth(ev(e.left), e.left) and _truth(ev(e.right), e.right)
         if e.op == "or":
             return _truth(ev(e.left), e.left) or _truth(ev(e.right), e.right)
-        return _binop(e, ev(e.left), ev(e.right))
+        a, b = ev(e.left), ev(e.right)
+        if isinstance(a, list) or isinstance(b, list):  # comparing or building lists costs their size
+            ctx.spend(_size(a) + _size(b), e.span)
+            r = _binop(e, a, b)
+            ctx.spend(_size(r), e.span)
+            return r
+        return _binop(e, a, b)
     if isinstance(e, ast.CallExpr):
         return _call(e, env, known_names)
     raise ArchTypeError(f"cannot evaluate {type(e).__name__}", getattr(e, "span", None))
@@ -258,9 +319,14 @@ def bindings(names: tuple[str, ...], items, iterable: ast.Expr):
             yield {names[0]: i, **dict(zip(names[1:], item))}
 
 
+def _size(v) -> int:
+    return len(v) if isinstance(v, list) else 0
+
+
 def _comprehension(e: ast.ListComp, env: Env, known_names) -> list:
     out = []
     for bound in bindings(e.names, evaluate(e.iterable, env, known_names), e.iterable):
+        env.ctx.spend(1, e.span)
         inner = env.child(bound)
         if e.cond is None or _truth(evaluate(e.cond, inner, known_names), e.cond):
             out.append(evaluate(e.item, inner, known_names))
@@ -365,6 +431,7 @@ def _call(e: ast.CallExpr, env: Env, known_names) -> Any:
         _numbers_at(fn.name, [(args[0], e.args.positional[0])])
         return fn(args[0])
     if isinstance(fn, Builtin):
+        env.ctx.spend(sum(_size(a) for a in args), e.span)  # what it reads, and below what it makes
         try:
             result = fn.fn(*args, **kwargs)
         except TypeError:
@@ -375,7 +442,9 @@ def _call(e: ast.CallExpr, env: Env, known_names) -> Any:
             raise ArchLimitError(f"{fn.name}: number too large", e.span, "numbers in a spec stay below 10^15") from None
         except (ArchTypeError, ArchLimitError) as err:
             raise err.at(e.span)
-        return _checked(result, e)
+        result = _checked(result, e)
+        env.ctx.spend(_size(result), e.span)
+        return result
     raise ArchTypeError(f"{describe(fn)} cannot be called in an expression", e.func.span,
                         "only builtins, scaling rules, blocks and ops can be called")
 
