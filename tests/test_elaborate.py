@@ -242,6 +242,7 @@ def test_configured_block_argument_keeps_the_module_tree():
     assert _nodes("plain") == _nodes("direct")
 
 
+@pytest.mark.quick
 def test_configured_block_arguments_bind_like_partial():
     src = """
     block b(out, k = 3) { conv(out, k=k) }
@@ -280,6 +281,7 @@ def test_repeat_index_is_bound_in_each_repeat_and_in_first():
 
 
 # ---------------------------------------------------------------- list comprehensions
+@pytest.mark.quick
 def test_list_comprehensions_bind_like_for_and_filter():
     src = """
     model m {
@@ -358,6 +360,7 @@ def test_bidi_controls_are_refused_everywhere(ch):
         assert info.value.span.line in (2, 3), where
 
 
+@pytest.mark.quick
 def test_names_and_numbers_are_ascii_and_a_lone_cr_breaks_lines():
     for digit in ("\u09ea", "\uff14", "\u0664"):  # Bengali, full-width and Arabic-Indic fours
         with pytest.raises(ArchDSLError) as info:
@@ -422,6 +425,7 @@ def test_runaway_elaboration_is_refused_quickly(src):
     assert info.value.span is not None and info.value.span.line >= 2  # at the loop, repeat or expression
 
 
+@pytest.mark.quick
 def test_work_budget_leaves_room_for_large_models_and_is_a_limit():
     from archdsl.limits import Limits
 

@@ -157,12 +157,14 @@ NEW_SYNTAX = {
 }
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("name", sorted(NEW_SYNTAX))
 def test_new_syntax_is_canonical_and_round_trips(name):
     text = NEW_SYNTAX[name]
     assert check_formatting(text) == text
 
 
+@pytest.mark.quick
 def test_long_tables_are_written_one_row_per_line():
     rows = ", ".join(f"[6, {16 * i}, {i}, 2]" for i in range(1, 9))
     text = (f"family f(blocks = [{rows}], classes = 10) {{\n  input [3, 8, 8]\n"

@@ -178,9 +178,14 @@ class TreeToAst(Transformer):
         pos = [a for a in c if a is not None and not isinstance(a, ast.Kwarg)]
         kw = [a for a in c if isinstance(a, ast.Kwarg)]
         seen_kw = False
+        names: set[str] = set()
         for a in c:
             if isinstance(a, ast.Kwarg):
                 seen_kw = True
+                if a.name in names:
+                    raise ArchSyntaxError(f"keyword argument '{a.name}' is given twice", a.span,
+                                          "give each argument once")
+                names.add(a.name)
             elif a is not None and seen_kw:
                 raise ArchSyntaxError("a positional argument follows a keyword argument", a.span,
                                       "put positional arguments first")
