@@ -32,7 +32,7 @@ class Limits:
     max_nodes: int = 50_000
     max_repeat: int = 10_000
     max_iterations: int = 1_000_000  # loop iterations in all, with or without ops
-    max_work: int = 200_000  # steps of elaboration work beyond the ops built: see elaborate/expressions.py
+    max_work: int = 200_000  # steps of elaboration work beyond the ops built: see elaborate/environment.py
     max_block_depth: int = 48
     max_param_bytes: int = 8 * GiB  # all parameters, fp32
     max_activation_bytes: int = 4 * GiB  # any one feature map (the input included), fp32, batch 1

@@ -21,7 +21,7 @@ from ..ir.shape import Shape
 from ..limits import Limits
 from .arguments import bind_params, build_attrs
 from .expressions import BUILTINS, Env, bindings, evaluate
-from .expressions import WORK_PER_ITEM, WORK_PER_NODE, Evaluation
+from .environment import WORK_PER_ITEM, WORK_PER_NODE, Evaluation
 from .values import BlockRef, FamilyRef, OpRef, ScaleRule, ShapeView, describe
 
 
@@ -64,7 +64,7 @@ class Elaborator:
         self._evaluating: list[str] = []  # constants being evaluated, to catch cycles
         self._iterations_done = 0
         # this elaboration's evaluation state (constants being resolved, the work budget): the
-        # root environments take it from `_global`'s object (see expressions.Env)
+        # root environments take it from `_global`'s object (see environment.Env)
         self.evaluation = Evaluation(limits.max_work)
         self._params = 0
 
