@@ -96,9 +96,25 @@ def _flatten(spec: Path) -> str:
                 out.append(line)
         return "\n".join(out)
 
-    text = "\n".join(line for line in inline(spec).splitlines() if not line.strip().startswith("expect params"))
-    # small inputs keep each example fast: every family takes `resolution`
-    return re.sub(r"(model \w+ = \w+\()", r"\1resolution = 64, ", text)
+    # the model's size and output change with the resolution set below
+    text = "\n".join(line for line in inline(spec).splitlines()
+                     if not line.strip().startswith(("expect params", "expect output")))
+    return _small_input(text)
+
+
+def _small_input(text: str, resolution: int = 128) -> str:
+    """Small inputs keep each example fast: every family takes `resolution`, set here as the
+    instance's last argument (replacing the spec's own; Inception v3 needs 75 px, MobileViT a multiple of 64)."""
+    m = re.search(r"model \w+ = \w+\(", text)
+    if m is None:
+        return text
+    depth, end = 1, m.end()
+    while depth:  # the instance's closing parenthesis
+        depth += {"(": 1, ")": -1}.get(text[end], 0)
+        end += 1
+    args = re.sub(r",?\s*resolution\s*=\s*[0-9_]+", "", text[m.end():end - 1]).strip().rstrip(",")
+    args = f"{args}, resolution = {resolution}" if args else f"resolution = {resolution}"
+    return text[:m.end()] + args + text[end - 1:]
 
 
 FLAT = {p.stem: _flatten(p) for p in SPECS}
