@@ -20,6 +20,7 @@ import networkx as nx
 from .errors import ArchNameError
 from .ir.graph import Graph
 from .ir.ops import OPS
+from .resolution import fixed_resolution, resolution_message
 
 CLASSIFIER = "head.fc"  # the scope every family gives its classifier
 
@@ -247,13 +248,18 @@ class TaskOptions:
         return self.features_only or self.out_indices is not None or self.out_features is not None
 
     def graph(self, graph: Graph) -> tuple[Graph, FeatureInfo | None]:
-        """The graph to emit, and the feature_info of a backbone."""
+        """The graph to emit, and the feature_info of a backbone. A graph bound to its input
+        size gets `meta["fixed_resolution"]`: its forward checks the size (resolution.py)."""
+        info = None
         if self.backbone:
             chosen = select_taps(graph, self.out_indices, self.out_features)
-            return feature_graph(graph, chosen), FeatureInfo(chosen)
-        if self.no_classifier:
-            return without_classifier(graph), None
-        return graph, None
+            graph, info = feature_graph(graph, chosen), FeatureInfo(chosen)
+        elif self.no_classifier:
+            graph = without_classifier(graph)
+        if fixed_resolution(graph):
+            h, w = fixed_resolution(graph)
+            graph.meta["fixed_resolution"] = (h, w, resolution_message(graph))
+        return graph, info
 
     def finish(self, module, feature_info: FeatureInfo | None):
         """Attach what a backbone's users read: `feature_info`, `out_features`, `out_indices`

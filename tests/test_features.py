@@ -178,3 +178,15 @@ def test_every_tap_runtime_shape_is_its_static_shape(spec):
     for t, fm in zip(taps, maps):
         assert fm.shape[:2] == (1, t.num_chs), t.name
         assert fm.shape[2] == -(-h // t.reduction), t.name  # ceil: padded strides round up
+
+
+def test_a_model_bound_to_its_resolution_says_so():
+    levit = archdsl.build("levit_128s", device="meta")
+    with pytest.raises(ValueError, match=r"built for 224x224 inputs .*attention biases.*resolution=.*Got 256x256"):
+        levit(torch.empty(1, 3, 256, 256, device="meta"))
+    assert archdsl.build("levit_128s", resolution=256, device="meta").eval()(
+        torch.empty(1, 3, 256, 256, device="meta")).shape == (1, 1000)
+    # a convolutional model runs at any size, as its references do: no check in its forward
+    resnet = archdsl.build("resnet18", device="meta")
+    assert resnet(torch.empty(1, 3, 160, 160, device="meta")).shape == (1, 1000)
+    assert "check_resolution" not in generated_source(resnet)["(root)"]

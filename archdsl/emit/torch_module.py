@@ -282,6 +282,9 @@ class _Emitter:
             lines.append(f"    {var[nid]} = {code}")
         if region == "" and g.meta.get("memory_format") == "channels_last":
             lines.insert(0, "    x = x.contiguous(memory_format=torch.channels_last)")
+        if region == "" and g.meta.get("fixed_resolution"):  # see archdsl/resolution.py
+            h, w, message = g.meta["fixed_resolution"]
+            lines.insert(0, f"    check_resolution(x, {h}, {w}, {message!r})")
         if region == "" and g.outputs is not None:  # a backbone: the list of its feature maps
             lines.append("    return [" + ", ".join(var[o] for o in g.outputs) + "]")
         else:

@@ -16,6 +16,7 @@ from ..ir.ops import OPS
 from ..ir.shape import Shape
 from . import channels as ch
 from . import runtime as rt
+from .checks import check_resolution
 
 
 @dataclass
@@ -152,6 +153,7 @@ CODE_GLOBALS = {
     "drop_path": rt.drop_path, "multi_head_attention": rt.multi_head_attention,
     "unfold_patches": rt.unfold_patches, "fold_patches": rt.fold_patches,
     "channel_chunk": ch.channel_chunk, "channel_shuffle": ch.channel_shuffle,
+    "check_resolution": check_resolution,
 }
 
 
