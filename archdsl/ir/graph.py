@@ -12,6 +12,7 @@ opaque values in `meta`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import heapq
 from typing import Any, Iterator
 
 import networkx as nx
@@ -68,6 +69,8 @@ class Graph:
         self.name = name
         self.nx = nx.MultiDiGraph()
         self._next_id = 0
+        self._version = 0  # bumped by every edit; keys the cached topological order
+        self._order: tuple | None = None
         self.input: int | None = None
         self.output: int | None = None
         self.scopes: dict[str, str] = {}  # scope path -> kind (block name, "section", "branch", ...)
@@ -89,30 +92,68 @@ class Graph:
         self.nx.add_node(nid, node=node)
         for i, src in enumerate(inputs):
             self.nx.add_edge(src, nid, key=i)
+        self._changed()
         return nid
 
     # queries --------------------------------------------------------------
     def node(self, nid: int) -> Node:
-        return self.nx.nodes[nid]["node"]
+        return self.nx._node[nid]["node"]  # networkx's node dict: no view object per lookup
 
     def __iter__(self) -> Iterator[Node]:
-        """Nodes in a topological order (creation order breaks ties, so it is deterministic)."""
-        for nid in nx.lexicographical_topological_sort(self.nx):
-            yield self.node(nid)
+        """Nodes in a topological order (creation order breaks ties, so it is deterministic).
+        The order is computed once per version of the graph (every analysis walks it)."""
+        nodes = self.nx._node
+        for nid in self.order():
+            yield nodes[nid]["node"]
+
+    def order(self) -> tuple[int, ...]:
+        """Node ids in the order `__iter__` gives: the smallest ready id first (Kahn's
+        algorithm with a heap, as networkx's lexicographical_topological_sort), O(n log n),
+        cached until the graph changes: through its methods, or nodes added to or removed from
+        `self.nx` directly (edges edited directly in `self.nx` must call `_changed()`)."""
+        key = (getattr(self, "_version", 0), self.nx.number_of_nodes())  # networkx counts edges in O(n)
+        cached = getattr(self, "_order", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        pred, succ = self.nx._pred, self.nx._succ
+        waiting = {nid: sum(len(keys) for keys in pred[nid].values()) for nid in pred}
+        ready = [nid for nid, n in waiting.items() if n == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            nid = heapq.heappop(ready)
+            order.append(nid)
+            for dst, keys in succ[nid].items():
+                waiting[dst] -= len(keys)
+                if waiting[dst] == 0:
+                    heapq.heappush(ready, dst)
+        if len(order) != len(waiting):
+            raise ValueError("graph has a cycle; a pass created a back edge")
+        self._order = (key, tuple(order))
+        return self._order[1]
+
+    def _changed(self) -> None:
+        """Called by every edit: cached orders are stale."""
+        self._version = getattr(self, "_version", 0) + 1
 
     def __len__(self) -> int:
         return self.nx.number_of_nodes()
 
     def inputs(self, nid: int) -> list[int]:
-        """Argument nodes in argument order."""
-        edges = sorted(self.nx.in_edges(nid, keys=True), key=lambda e: e[2])
-        return [src for src, _, _ in edges]
+        """Argument nodes in argument order (read from networkx's adjacency: O(inputs))."""
+        pred = self.nx._pred[nid]
+        if len(pred) == 1:
+            (src, keys), = pred.items()
+            if len(keys) == 1:
+                return [src]
+        return [src for _, src in sorted((key, src) for src, keys in pred.items() for key in keys)]
 
     def users(self, nid: int) -> list[int]:
-        return sorted({dst for _, dst in self.nx.out_edges(nid)})
+        return sorted(self.nx._succ[nid])
 
     def in_shapes(self, nid: int) -> list[Shape]:
-        return [self.node(i).shape for i in self.inputs(nid)]
+        nodes = self.nx._node
+        return [nodes[i]["node"].meta["shape"] for i in self.inputs(nid)]
 
     def copy(self) -> "Graph":
         """An independent copy: same ids, nodes copied with their own `meta` dicts (the values,
@@ -157,6 +198,7 @@ class Graph:
         self.erase(nid)
 
     def replace_all_uses_with(self, old: int, new: int) -> None:
+        self._changed()
         for _, dst, key in list(self.nx.out_edges(old, keys=True)):
             self.nx.remove_edge(old, dst, key=key)
             self.nx.add_edge(new, dst, key=key)
@@ -174,6 +216,7 @@ class Graph:
         if any(tap.node == nid for tap in self.taps.values()):
             raise ValueError(f"node {nid} is a feature tap; move it with replace_all_uses_with first")
         self.nx.remove_node(nid)
+        self._changed()
 
     def keep_only(self, keep: set[int]) -> None:
         """Remove every node outside `keep` (which must hold all its members' inputs): the
@@ -182,6 +225,7 @@ class Graph:
         if missing:
             raise ValueError(f"nodes {sorted(keep)[:5]}... need {sorted(missing)}, which would be removed")
         self.nx.remove_nodes_from([nid for nid in list(self.nx.nodes) if nid not in keep])
+        self._changed()
         self.taps = {name: tap for name, tap in self.taps.items() if tap.node in keep}
 
     # checks ---------------------------------------------------------------
@@ -189,15 +233,14 @@ class Graph:
         """Structural invariants; raises ValueError saying what is broken and how to fix it."""
         if self.input is None or self.output is None:
             raise ValueError("graph has no input or output; set graph.input and graph.output")
-        if not nx.is_directed_acyclic_graph(self.nx):
-            raise ValueError("graph has a cycle; a pass created a back edge")
+        self.order()  # raises ValueError on a cycle (a pass created a back edge)
         seen_scopes: set[str] = set()
         for node in self:
             op = OPS[node.op]
             n = len(self.inputs(node.id))
             if n < op.min_inputs or (op.max_inputs is not None and n > op.max_inputs):
                 raise ValueError(f"node {node.id} ({node.scope}): {node.op} has {n} inputs")
-            keys = sorted(k for _, _, k in self.nx.in_edges(node.id, keys=True))
+            keys = sorted(k for keys in self.nx._pred[node.id].values() for k in keys)
             if keys != list(range(n)):
                 raise ValueError(f"node {node.id} ({node.scope}): argument slots {keys} are not 0..{n - 1}")
             if node.scope in seen_scopes:
