@@ -438,8 +438,10 @@ class Elaborator:
         target = self._callee(el.name, env, x)
         if target is None:
             known = [b for b in self.program.blocks] + [o for o in OPS.names() if o not in INTERNAL_OPS]
-            raise ArchNameError(f"unknown block or op '{el.name}'", el.name_span,
-                                did_you_mean(el.name, known + list(env.names())))
+            hint = did_you_mean(el.name, known + list(env.names()))
+            if el.name == "with":  # `x n first(...) with j`: the index comes first
+                hint = "`with NAME` names the repeat index right after the count: `b(...) x n with j first(...)`"
+            raise ArchNameError(f"unknown block or op '{el.name}'", el.name_span, hint)
         pos = [evaluate(a, env, self._known) for a in el.args.positional]
         kw = {k.name: (evaluate(k.value, env, self._known), k.span) for k in el.args.keyword}
         if isinstance(target, (BlockRef, OpRef)):  # a configured block or op: its arguments come first
