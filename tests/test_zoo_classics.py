@@ -155,3 +155,18 @@ model unit {
     x = torch.randn(2, 16, 6, 6)
     with torch.no_grad():
         assert torch.allclose(model(x), ref(x), atol=1e-6)
+
+
+def test_in_order_mapping_pairs_keys_in_order_and_leaves_the_rest_to_rules():
+    from archdsl.weights import map_keys
+    from archdsl.weights.mapping import Mapping, compile_rule
+
+    mapping = Mapping("x", "test", (compile_rule("fc.", "head.fc."),), (), (("features.", "stages."),))
+    theirs = ["features.0.weight", "features.0.bias", "features.3.weight", "features.9.weight", "fc.weight"]
+    ours = ["stages.0.blocks.0.conv1.weight", "stages.0.blocks.0.conv1.bias", "stages.1.blocks.0.conv1.weight",
+            "head.fc.weight"]
+    mapped, unmapped = map_keys(mapping, theirs, ours)
+    assert mapped == {"features.0.weight": "stages.0.blocks.0.conv1.weight",
+                      "features.0.bias": "stages.0.blocks.0.conv1.bias",
+                      "features.3.weight": "stages.1.blocks.0.conv1.weight", "fc.weight": "head.fc.weight"}
+    assert unmapped == ["features.9.weight"]  # one more than ours: reported, not dropped
