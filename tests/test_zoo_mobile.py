@@ -59,6 +59,10 @@ VARIANTS = [
                                      neck_hidden_sizes=[16, 32, 48, 64, 80, 96, 384]), 2_317_848),
     ("mobilevit_s", "hf", mobilevit(hidden_sizes=[144, 192, 240],
                                     neck_hidden_sizes=[16, 32, 64, 96, 128, 160, 640]), 5_578_632),
+    # timm's MobileViTs compute as HF's: their weights load into the same specs (timm 1.0.31)
+    ("mobilevit_xxs", "timm", timm("mobilevit_xxs"), 1_272_024),
+    ("mobilevit_xs", "timm", timm("mobilevit_xs"), 2_317_848),
+    ("mobilevit_s", "timm", timm("mobilevit_s"), 5_578_632),
 ]
 
 # full-size logits: the smallest variant of each family and source
@@ -67,6 +71,7 @@ PARITY = {
     ("mobilenet_v2_035_96", "hf"),
     ("mobilenet_v2_torchvision", "torchvision"),
     ("mobilevit_xxs", "hf"),
+    ("mobilevit_xxs", "timm"),
     ("mobilenet_v3_small", "torchvision"),
     ("mobilenet_v3_small_timm", "timm"),
 }
@@ -116,3 +121,18 @@ def test_nth_scope_rule_maps_a_flat_list_onto_nested_stages():
     assert unmapped == ["features.5.conv.weight", "layer.5.weight"]  # past the last scope
     with pytest.raises(ValueError):
         compile_rule("features.{i}.", "{j:stages.*}.")
+
+
+def test_split_cuts_a_fused_tensor_into_parts_for_the_rules():
+    import torch
+
+    from archdsl.weights.mapping import Mapping, compile_rule, split_tensors
+
+    mapping = Mapping("t", "test", (), (), split=((compile_rule("blocks.{i}.qkv.", "").pattern, 3),))
+    qkv = torch.arange(12.0).reshape(6, 2)
+    out = split_tensors(mapping, {"blocks.0.qkv.weight": qkv, "blocks.0.qkv.bias": torch.arange(6.0),
+                                  "blocks.0.proj.weight": qkv, "blocks.1.qkv.odd": torch.zeros(4)})
+    assert sorted(out) == ["blocks.0.proj.weight", "blocks.0.qkv.0.bias", "blocks.0.qkv.0.weight",
+                           "blocks.0.qkv.1.bias", "blocks.0.qkv.1.weight", "blocks.0.qkv.2.bias",
+                           "blocks.0.qkv.2.weight", "blocks.1.qkv.odd"]  # 4 rows do not cut in 3
+    assert torch.equal(out["blocks.0.qkv.1.weight"], qkv[2:4]) and torch.equal(out["blocks.0.qkv.2.bias"], torch.tensor([4.0, 5.0]))

@@ -14,6 +14,7 @@ import torch
 
 import archdsl
 from archdsl.weights import load_mapping, map_keys
+from archdsl.weights.mapping import split_tensors
 from conftest import ROOT
 from reference import calibrate, randomize
 
@@ -33,8 +34,8 @@ def assert_mapping_complete(name: str, make_reference: Callable[[], torch.nn.Mod
     assert ref_params == expected_params, f"{name}: the {source} reference has {ref_params:,} parameters"
     ours = archdsl.build(spec_path(name), device="meta")
     assert sum(p.numel() for p in ours.parameters()) == ref_params
-    theirs, mine = ref.state_dict(), ours.state_dict()
     mapping = load_mapping(ours, source)
+    theirs, mine = split_tensors(mapping, ref.state_dict()), ours.state_dict()
     mapped, unmapped = map_keys(mapping, theirs.keys(), mine.keys())
     assert not unmapped, f"{name}: {source} tensors map to nothing: {unmapped[:8]}"
     for src, dst in mapped.items():

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ArchWeightsError
 from .checkpoint import read_weights
-from .mapping import Mapping, ScopeIndex, mapping_path, read_mapping
+from .mapping import Mapping, ScopeIndex, mapping_path, read_mapping, split_tensors
 
 _OPTIONAL_TARGETS = ("num_batches_tracked",)  # counters a checkpoint may leave out
 
@@ -118,6 +118,7 @@ def import_weights(module, weights, source: str = "hf", strict: bool = True, all
 
     tensors = read_weights(weights)
     mapping = load_mapping(module, source)
+    tensors = split_tensors(mapping, tensors)  # fused tensors (timm's qkv) cut into parts
     ours = module.state_dict(keep_vars=True)
     on_meta = [k for k, v in ours.items() if v.is_meta]
     if on_meta:

@@ -123,6 +123,8 @@ class Mapping:
     ignore: tuple[re.Pattern, ...]
     # [source prefix, our prefix] pairs whose keys pair up in state-dict order (`in_order`)
     in_order: tuple[tuple[str, str], ...] = ()
+    # source key prefixes whose tensors are cut into n parts along dim 0 (`split`)
+    split: tuple[tuple[re.Pattern, int], ...] = ()
 
 
 def mapping_path(family_file: str | Path) -> Path:
@@ -130,7 +132,7 @@ def mapping_path(family_file: str | Path) -> Path:
     return p.with_name(p.stem + ".weights.toml")
 
 
-_SECTION_KEYS = {"reference", "rules", "ignore", "in_order", "include"}
+_SECTION_KEYS = {"reference", "rules", "ignore", "in_order", "include", "split"}
 
 
 def read_mapping(path: Path, source: str, _seen: tuple = ()) -> Mapping:
@@ -176,6 +178,15 @@ def read_mapping(path: Path, source: str, _seen: tuple = ()) -> Mapping:
     except (ValueError, re.error) as e:
         raise bad(str(e)) from None
     in_order = tuple((s, t) for s, t in table.get("in_order", []))
+    split = table.get("split", [])
+    if not isinstance(split, list) or not all(
+            isinstance(r, list) and len(r) == 2 and isinstance(r[0], str) and type(r[1]) is int and r[1] >= 2
+            for r in split):
+        raise bad("split must be a list of [source prefix, number of parts >= 2] pairs")
+    try:
+        split = tuple((compile_rule(p, "").pattern, n) for p, n in split)
+    except (ValueError, re.error) as e:
+        raise bad(str(e)) from None
     include = table.get("include", [])
     if not isinstance(include, list) or not all(isinstance(x, str) and x.isidentifier() for x in include):
         raise bad("include must be a list of family file names (`mobilenet_v2`)")
@@ -185,4 +196,26 @@ def read_mapping(path: Path, source: str, _seen: tuple = ()) -> Mapping:
             raise bad(f"includes {other.name} in a cycle")
         sub = read_mapping(other, source, _seen + (path,))
         rules, ignore_patterns, in_order = rules + sub.rules, ignore_patterns + sub.ignore, in_order + sub.in_order
-    return Mapping(source, table.get("reference", ""), rules, ignore_patterns, in_order)
+        split += sub.split
+    return Mapping(source, table.get("reference", ""), rules, ignore_patterns, in_order, split)
+
+
+def split_tensors(mapping: Mapping, tensors) -> dict:
+    """The source tensors with those under a `split` prefix cut along dim 0 into n equal
+    parts, keyed `prefix + "0."`, `"1."`, ... before the rest of the key: timm's fused qkv
+    linear (`attn.qkv.weight`) becomes `attn.qkv.0.weight` (query), `.1.` (key), `.2.` (value)
+    for the rules to map. A tensor whose first dim n does not divide is left whole (and is
+    then reported as unmapped)."""
+    if not mapping.split:
+        return dict(tensors)
+    out = {}
+    for key, t in tensors.items():
+        for pattern, n in mapping.split:
+            m = pattern.match(key)
+            if m and getattr(t, "ndim", 0) >= 1 and t.shape[0] % n == 0:
+                for i, part in enumerate(t.chunk(n, 0)):
+                    out[f"{key[:m.end()]}{i}.{key[m.end():]}"] = part
+                break
+        else:
+            out[key] = t
+    return out
