@@ -190,3 +190,15 @@ def test_a_model_bound_to_its_resolution_says_so():
     resnet = archdsl.build("resnet18", device="meta")
     assert resnet(torch.empty(1, 3, 160, 160, device="meta")).shape == (1, 1000)
     assert "check_resolution" not in generated_source(resnet)["(root)"]
+
+
+def test_a_tap_with_a_norm_reads_a_side_node():
+    spec = TINY.replace('tap("stage" + str(i + 1))', 'tap("stage" + str(i + 1), norm=layernorm(eps=1e-6))')
+    g = compile_spec(text=spec).graph
+    norm = g.node(g.taps["stage1"].node)
+    assert norm.op == "layernorm" and norm.scope == "stages.0.stage1_norm"
+    assert g.users(norm.id) == []  # the model's own flow does not go through it
+    m = archdsl.build(text=spec, out_features=["stage1"])
+    assert "stages.0.stage1_norm.weight" in m.state_dict()
+    with pytest.raises(archdsl.ArchDSLError, match="takes an op such as layernorm"):
+        compile_spec(text=TINY.replace('tap("stage" + str(i + 1))', 'tap("stage" + str(i + 1), norm=3)'))

@@ -189,3 +189,28 @@ def test_hf_resnet_backbone_feature_maps():
     assert len(got) == 4
     for a, b in zip(want, got):
         torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_hf_convnext_backbone_feature_maps():
+    """HF ConvNextBackbone (convnext_tiny, out_features stage1..4; 27,821,472 parameters, HF's
+    figure for this config) against ours with hf_backbone = true: the same maps after HF's
+    per-stage layer norms (`tap(..., norm=layernorm(eps=1e-6))`)."""
+    from transformers import ConvNextBackbone, ConvNextConfig
+
+    torch.manual_seed(0)
+    stages = ["stage1", "stage2", "stage3", "stage4"]
+    ref = ConvNextBackbone(ConvNextConfig(hidden_sizes=[96, 192, 384, 768], depths=[3, 3, 9, 3],
+                                          out_features=stages)).eval()
+    with torch.no_grad():  # layer scales away from their 1e-6 init, so every block shows
+        for name, p in ref.named_parameters():
+            if name.endswith("layer_scale_parameter"):
+                p.uniform_(0.5, 1.5)
+    ours = archdsl.build("convnext_tiny", out_features=stages, hf_backbone=True)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters()) == 27_821_472
+    archdsl.import_weights(ours, ref, source="hf")
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        want, got = ref(x).feature_maps, ours.eval()(x)
+    for a, b in zip(want, got):
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)

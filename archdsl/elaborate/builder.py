@@ -456,9 +456,10 @@ class Elaborator:
             if op.min_inputs > 1:
                 raise ArchTypeError(f"'{target.name}' joins branches", el.name_span,
                                     f"use `merge {target.name} {{ {{...}} {{...}} }}`")
+            norm = kw.pop("norm", None) if target.name == "tap" else None
             attrs = build_attrs(op, pos, kw, el.span)
             if target.name == "tap":  # names the value; makes no node (see ir/ops/tap.py)
-                return self._tap(attrs.name, scope, x, el.span)
+                return self._tap(attrs.name, scope, x, el.span, norm)
             name = self._alias(scope, alias, el.span) if alias else self._fresh(scope, target.name, True)
             return self._node(target.name, attrs, [x], scope, name, el.span)
         if isinstance(target, BlockRef):
@@ -498,13 +499,23 @@ class Elaborator:
                                  el.span, 'mark its output in the family: `tap("stage4")`')
         return taps[-1].node
 
-    def _tap(self, name: str, scope: str, x: int, span: Span) -> int:
+    def _tap(self, name: str, scope: str, x: int, span: Span, norm: tuple | None = None) -> int:
         taps = self.graph.taps
         if name in taps:
             raise ArchNameError(f"the feature tap '{name}' is declared twice", span,
                                 "give each tap its own name, e.g. tap(\"stage\" + str(i + 1)) in a loop")
+        tapped = x
+        if norm is not None:  # `tap("stage1", norm=layernorm(eps=1e-6))`: HF backbones' output norms,
+            value, nspan = norm  # a node `<scope>.<name>_norm` on the side, read by the tap only
+            if not isinstance(value, OpRef) or OPS[value.name].min_inputs != 1 or value.name == "tap":
+                raise ArchTypeError(f"tap(..., norm=) takes an op such as layernorm(eps=1e-6), got {describe(value)}",
+                                    nspan)
+            op = OPS[value.name]
+            p, k = value.bound.then([], {})
+            tapped = self._node(value.name, build_attrs(op, p, k, nspan), [x], scope,
+                                self._alias(scope, f"{name}_norm", nspan), nspan)
         # the module a tap reports is the scope it is written in (`stem`, `stages.0`)
-        taps[name] = Tap(x, scope, span)
+        taps[name] = Tap(tapped, scope, span)
         return x
 
     def _block(self, decl: ast.BlockDecl, pos: list, kw: dict, el: ast.CallEl, scope: str, x: int,
