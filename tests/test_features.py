@@ -62,6 +62,9 @@ def test_taps_are_named_outputs_of_a_pruned_straight_line_module():
     names = set(dict(backbone.named_modules()))
     assert "stages.2" not in names and "head" not in names
     assert "return [" in generated_source(backbone)["(root)"]
+    for other in (archdsl.optimize(backbone), archdsl.emit_fx(backbone)):  # the other emitters agree
+        for a, b in zip(other(x), backbone(x)):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     assert backbone.feature_info.channels() == [16, 24] and backbone.feature_info.reduction() == [4, 8]
     assert backbone.feature_info.module_name() == ["stages.0", "stages.1"]
     assert backbone.out_features == ["stage1", "stage2"] and backbone.channels == [16, 24]

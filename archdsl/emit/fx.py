@@ -129,7 +129,8 @@ def emit_fx_graph(graph: Graph, info: dict | None = None) -> fx.GraphModule:
             env[node.id] = fxg.create_node("call_module", node.scope, tuple(args), {}, name=name)
         else:
             env[node.id] = _call(fxg, node, ins, args, name)
-    fxg.output(env[graph.output])
+    # a backbone (archdsl.features) returns the list of its feature maps
+    fxg.output([env[o] for o in graph.outputs] if graph.outputs is not None else env[graph.output])
     if graph.meta.get("memory_format") == "channels_last":
         root.to(memory_format=torch.channels_last)
     gm = fx.GraphModule(root, fxg, class_name=camel(graph.name))
