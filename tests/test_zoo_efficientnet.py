@@ -52,7 +52,11 @@ for i, (*config, params) in enumerate(HF_CONFIGS):
     ]
 
 
-@pytest.mark.parametrize("name, source, make, params", VARIANTS, ids=[f"{v[0]}-{v[1]}" for v in VARIANTS])
+QUICK = {("efficientnet_b0_torchvision", "torchvision")}  # one fast representative for `pytest -m quick`
+
+
+@pytest.mark.parametrize("name, source, make, params", [
+    pytest.param(*v, id=f"{v[0]}-{v[1]}", marks=[pytest.mark.quick] if v[:2] in QUICK else []) for v in VARIANTS])
 def test_mapping_is_complete(name, source, make, params):
     assert_mapping_complete(name, make, source, params)
 

@@ -81,7 +81,11 @@ def _hf_logits(out):
     return out.logits
 
 
-@pytest.mark.parametrize("name, source, make, params", VARIANTS, ids=[f"{v[0]}-{v[1]}" for v in VARIANTS])
+QUICK = {("mobilenet_v3_small", "torchvision")}  # one fast representative for `pytest -m quick`
+
+
+@pytest.mark.parametrize("name, source, make, params", [
+    pytest.param(*v, id=f"{v[0]}-{v[1]}", marks=[pytest.mark.quick] if v[:2] in QUICK else []) for v in VARIANTS])
 def test_mapping_is_complete(name, source, make, params):
     assert_mapping_complete(name, make, source, params)
 
