@@ -132,3 +132,30 @@ def test_a_family_as_a_backbone_keeps_its_names_taps_and_input():
     assert c.output_shape == [2, 8, 8] and "backbone.stages.1.blocks.0.conv1" in {n.scope for n in c.graph}
     with pytest.raises(archdsl.ArchDSLError, match="this backbone takes"):
         compile_spec(text=spec.replace("RES", "32"))
+
+
+def test_mobilevit_at_another_resolution_matches_hf():
+    """HF's MobileViT runs at other sizes; ours is built for one (`resolution=`), and at 320
+    (patch grids divide evenly, so HF does not resize) gives HF's logits. Another size on a
+    built model is a clear error; a size whose maps the patch does not divide is refused when
+    the spec is checked (HF resizes those maps; archdsl does not)."""
+    from transformers import MobileViTConfig, MobileViTForImageClassification
+
+    from reference import calibrate, randomize
+
+    torch.manual_seed(0)
+    cfg = MobileViTConfig(hidden_sizes=[64, 80, 96], neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320],
+                          expand_ratio=2.0, num_labels=1000)
+    ref = MobileViTForImageClassification(cfg).eval()
+    randomize(ref)
+    calibrate(ref, (3, 320, 320))
+    ours = archdsl.build("mobilevit_xxs", resolution=320)
+    archdsl.import_weights(ours, ref, source="hf")
+    x = torch.randn(2, 3, 320, 320)
+    with torch.no_grad():
+        want, got = ref(x).logits, ours.eval()(x)
+    torch.testing.assert_close(got, want, atol=1e-4 * max(1.0, want.abs().max().item()), rtol=0)
+    with pytest.raises(ValueError, match="built for 320x320 inputs.*resolution="):
+        ours(torch.randn(1, 3, 256, 256))
+    with pytest.raises(archdsl.ArchDSLError, match="patch size 2x2 does not divide"):
+        compile_spec("mobilevit_xxs", overrides={"resolution": 300})
