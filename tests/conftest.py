@@ -45,3 +45,32 @@ def _torch_threads():
         torch.set_num_threads(2)
     except ImportError:
         pass
+
+
+# The quick developer subset (`python -m pytest -m quick`, under 3 minutes on 2 cores) must
+# touch every layer. Helpers mark one representative test of their area in its file; these
+# are marked here so that the layers stay covered whoever edits those files: parse and
+# check (the whole bad-spec corpus, in process), the fuzzers (at few examples, below), the
+# analyses, emit (resnet18's runtime shapes), the passes, the FX emitter and the command line.
+QUICK = (
+    "test_bad_specs.py::test_bad_spec[", "test_bad_specs.py::test_the_corpus_is_complete",
+    "test_fuzz.py::", "test_analysis.py::test_expect_on_analyses",
+    "test_analysis.py::test_misaligned_shortcut_is_a_warning_at_the_merge",
+    "test_emit.py::test_runtime_shapes_equal_static_shapes[resnet18]", "test_emit.py::test_module_tree_mirrors_the_spec",
+    "test_passes.py::test_optimized_equals_plain_on_every_spec[resnet18]", "test_fx.py::test_fx_nodes_are_the_ir_scopes",
+    "test_cli.py::test_check_every_shipped_spec_without_importing_torch", "test_cli.py::test_exit_codes",
+)
+QUICK_FUZZ_EXAMPLES = "8"
+
+
+def pytest_configure(config):
+    if "quick" in (config.getoption("markexpr", "") or "") and "not quick" not in config.getoption("markexpr"):
+        import os
+
+        os.environ.setdefault("ARCHDSL_FUZZ_EXAMPLES", QUICK_FUZZ_EXAMPLES)  # read by test_fuzz at import
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(pattern in item.nodeid for pattern in QUICK):
+            item.add_marker(pytest.mark.quick)
