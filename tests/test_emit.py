@@ -7,23 +7,23 @@ import torch
 import archdsl
 from archdsl.compiler import compile_spec
 from archdsl.emit.torch_module import generated_source
-from conftest import SPECS
+from emit_support import REP_IDS, REPS
 
 
 def _runtime_shapes_match(compiled, module):
     """Run the module once; every scope module's output must have its node's static shape."""
     graph = compiled.graph
-    want = {}
+    last_inside = {}  # a scope's output node is the last node inside it in creation order
+    for node in graph:
+        parts = node.scope.split(".")
+        for i in range(1, len(parts)):
+            last_inside[".".join(parts[:i])] = node
+    want = {name: node.shape.dims for name, node in last_inside.items()}
     seen = {}
     hooks = []
     for name, sub in module.named_modules():
-        if not name:
-            continue
-        # a scope's output node is the last node inside it in creation order
-        inside = [n for n in graph if n.scope.startswith(name + ".")]
-        if inside:
-            want[name] = inside[-1].shape.dims
-        hooks.append(sub.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:]))))
+        if name:
+            hooks.append(sub.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:]))))
     x = torch.randn(1, *compiled.input_shape)
     with torch.no_grad():
         out = module.eval()(x)
@@ -38,8 +38,9 @@ def _runtime_shapes_match(compiled, module):
     return checked
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("spec", REPS, ids=REP_IDS)
 def test_runtime_shapes_equal_static_shapes(spec):
+    # one spec per family (emit_support); every spec's module tree is checked on meta in test_export
     compiled = compile_spec(spec)
     module = archdsl.build(compiled)
     assert sum(p.numel() for p in module.parameters()) == compiled.params

@@ -7,15 +7,14 @@ import torch
 from torch import fx
 
 import archdsl
-from conftest import SPECS
-from reference import randomize
+from conftest import ROOT
+from emit_support import small_model
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
-def test_fx_and_module_emitters_agree(spec):
-    model = archdsl.build(spec)
-    randomize(model)
-    model.eval()
+def test_fx_and_module_emitters_agree():
+    # one spec here; test_export runs the FX forms of every representative (emit_support)
+    # against the module, and checks every spec's state_dict keys on the meta device
+    model = small_model(ROOT / "specs" / "mobilevit_xxs.arch")
     x = torch.randn(1, *model.archdsl_info["input_shape"], generator=torch.Generator().manual_seed(0))
     opt = archdsl.optimize(model)
     with torch.no_grad():
@@ -23,7 +22,7 @@ def test_fx_and_module_emitters_agree(spec):
             gm = archdsl.emit_fx(module)
             assert isinstance(gm, fx.GraphModule) and not gm.training
             want, got = module(x), gm(x)
-            assert (got - want).abs().max().item() < 1e-5
+            assert (got - want).abs().max().item() < 1e-5 * max(1.0, want.abs().max().item())
 
 
 def test_fx_nodes_are_the_ir_scopes():

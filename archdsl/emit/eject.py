@@ -304,6 +304,17 @@ class _Ejector:
             for i, (region, _) in enumerate(cls.instances):
                 self.resolved[region] = [flats[i][j] for _, j in cls.params]
 
+    def _describe(self, cls: _Class, region: str) -> str:
+        kind = cls.doc
+        if region == "":
+            return f"The model `{self.em.graph.name}`"
+        if kind.startswith("block "):
+            return f"Block `{kind.split(' ', 1)[1]}`"
+        name = region.rsplit(".", 1)[-1]
+        if kind in ("loop item", "repeat item"):
+            return f"An item of `{region.rsplit('.', 2)[-2]}`" if "." in region else "An item"
+        return f"`{name}` ({kind})"
+
     def _class(self, cid: int) -> _Class:
         return next(c for c in self.classes.values() if c.id == cid)
 
@@ -325,8 +336,12 @@ class _Ejector:
             return _literal(v), not (default is not _NO_DEFAULT and v == default)
 
         lines = []
+        last_comment = None
         for m in cls.members:
-            comment = f"  # {m.comment}" if m.comment else ""
+            if m.comment and m.comment != last_comment:  # one comment per spec line, above its layers
+                lines.append(f"        # {m.comment}")
+            last_comment = m.comment
+            comment = ""
             if m.kind == "leaf":
                 args = []
                 for kw, default, _ in m.arg_specs:
@@ -348,20 +363,26 @@ class _Ejector:
                         parts.append(f"{cname}({args})" if count == "1" else
                                      f"*[{cname}({args}) for _ in range({count})]")
                     else:
-                        table, _ = arg()
+                        kind, rows = next(slots)
+                        table = rows if kind == "param" else (
+                            "[\n" + "".join(f"{' ' * 16}{_literal(r)},\n" for r in rows) + " " * 12 + "]")
                         if child.params:
                             params = ", ".join(p for p, _ in child.params)
-                            parts.append(f"*[{cname}({params}) for ({params},) in {table}]")
+                            names_ = params if len(child.params) > 1 else f"({params},)"
+                            parts.append(f"*[{cname}({params}) for {names_} in {table}]")
                         else:
                             parts.append(f"*[{cname}() for _ in {table}]")
-                expr = f"{m.container}({', '.join(parts)})"
+                one_line = f"{m.container}({', '.join(parts)})"
+                expr = one_line if len(one_line) < 80 and "\n" not in one_line else (
+                    f"{m.container}(\n" + "".join(f"{' ' * 12}{p},\n" for p in parts) + " " * 8 + ")")
             if m.attr.isidentifier():
                 lines.append(f"        self.{m.attr} = {expr}{comment}")
             else:
                 lines.append(f"        self.add_module({m.attr!r}, {expr}){comment}")
         signature = ", ".join(["self"] + [p for p, _ in cls.params])
-        where = self._region_where(cls.instances[0][0])
-        doc = f'    """{cls.doc}{" (" + where + ")" if where else ""}."""\n\n'
+        region = cls.instances[0][0]
+        where = self._region_where(region)
+        doc = f'    """{self._describe(cls, region)}{" (" + where + ")" if where else ""}."""\n\n'
         body = f"class {names[cls.id]}(nn.Module):\n{doc}    def __init__({signature}):\n        super().__init__()\n"
         body += "\n".join(lines) + ("\n" if lines else "")
         if cls.forward:
