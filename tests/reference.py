@@ -67,6 +67,10 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> None:
     (zeros and ones) at initialisation, and a mapping that swaps two of them would pass.
     """
     g = torch.Generator().manual_seed(seed + 1)
+    # norm weights by module type: torchvision's and timm's keys (`features.0.1.weight`,
+    # `bn1.weight`) do not say "norm", and near-zero scales would flatten the logits
+    norm_types = (torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm, torch.nn.GroupNorm)
+    norm_weights = {f"{m}.weight" if m else "weight" for m, mod in model.named_modules() if isinstance(mod, norm_types)}
     for name, t in model.state_dict().items():
         if not t.is_floating_point():
             continue
@@ -83,5 +87,5 @@ def randomize(model: torch.nn.Module, seed: int = 0) -> None:
             t.copy_(torch.randn(t.shape, generator=g) / t[0].numel() ** 0.5)
         elif t.ndim <= 1 or "layer_scale" in name:
             # norm weights stay near 1 so deep nets keep a stable scale; biases near 0
-            base = 1.0 if name.endswith("weight") and "norm" in name else 0.0
+            base = 1.0 if name.endswith("weight") and ("norm" in name or name in norm_weights) else 0.0
             t.copy_(base + torch.randn(t.shape, generator=g) * 0.1)
