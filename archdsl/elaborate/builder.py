@@ -7,6 +7,8 @@ led there.
 """
 from __future__ import annotations
 
+import keyword
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -20,25 +22,58 @@ from ..ir.ops import INTERNAL_OPS, MERGE_OPS, OPS
 from ..ir.shape import Shape
 from ..limits import Limits
 from .arguments import bind_params, build_attrs
-from .expressions import BUILTINS, Env, bindings, evaluate
+from .expressions import BUILTINS, MAX_INT, MAX_LIST, Env, bindings, evaluate
 from .environment import WORK_PER_ITEM, WORK_PER_NODE, Evaluation
 from .values import BlockRef, FamilyRef, OpRef, ScaleRule, ShapeView, describe
 
 
-# Attributes every torch.nn.Module has; a scope named like one could not be a submodule.
+# Attributes of the emitted modules: every public name of torch.nn.Module (torch 2.13), and
+# those archdsl's own modules add. A layer named like one would shadow it (`as
+# register_forward_hook` checked fine, then failed in build). The front end cannot import
+# torch, so the list is a literal; tests/test_hostile.py checks it covers dir(nn.Module) and
+# archdsl's module classes. Names starting with '_' are refused separately.
 MODULE_ATTRIBUTES = frozenset({
-    "training", "forward", "train", "eval", "to", "cuda", "cpu", "type", "float", "double", "half", "bfloat16",
-    "apply", "modules", "parameters", "buffers", "children", "state_dict", "load_state_dict", "zero_grad",
-    "register_buffer", "register_parameter", "register_module", "add_module", "get_submodule", "get_parameter",
-    "get_buffer", "requires_grad_", "share_memory", "extra_repr", "named_modules", "named_parameters",
-    "named_buffers", "named_children", "dump_patches", "call_super_init", "compile", "ipu", "xpu", "mtia",
-    "to_empty", "archdsl_info", "archdsl_graph",
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu",
+    "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state",
+    "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers",
+    "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook",
+    "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
+    "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train",
+    "training", "type", "xpu", "zero_grad",
+    # archdsl's root module and generated classes, and the timm-style methods of a classifier
+    "archdsl_info", "archdsl_graph", "archdsl_passes", "archdsl_source", "reset_classifier", "get_classifier",
+    "forward_features", "forward_head", "feature_info",
 })
 
 
 # Joins that are the identity on one input: a merge of these left with one branch by its
 # branches' `when` conditions is that branch.
 JOINS_OF_ONE = frozenset({"add", "mean", "mul", "concat"})
+
+
+def _check_python_value(what: str, value: Any, span: Span) -> None:
+    """A value passed from Python must be one a spec could write: a finite number below
+    MAX_INT, a bool, a string, or a list of those (a NaN or 1e308 would overflow later)."""
+    if isinstance(value, (bool, str)):
+        return
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_INT:
+            raise ArchLimitError(f"{what} is {_clip(repr(value))}: numbers stay finite and below 10^15", span,
+                                 "pass a number a spec could write")
+        return
+    if isinstance(value, (list, tuple)) and len(value) <= MAX_LIST:
+        for item in value:
+            _check_python_value(what, item, span)
+        return
+    if not isinstance(value, (BlockRef, OpRef, FamilyRef, ScaleRule)):
+        raise ArchTypeError(f"{what} is a Python {type(value).__name__}, not a spec value", span,
+                            "pass a number, a string, a bool or a list of them")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 40 else text[:20] + "..." + text[-10:]
 
 
 @dataclass
@@ -91,6 +126,8 @@ class Elaborator:
             for name, value in overrides.items():
                 if isinstance(value, ast.EXPR_TYPES):  # from the command line: `--set depths=[2, 2]`
                     value = evaluate(value, env, self._known)
+                else:  # from Python: held to the language's own values (no NaN, no 10**400)
+                    _check_python_value(f"parameter '{name}'", value, decl.span)
                 if name not in {p.name for p in family.params}:
                     raise ArchNameError(f"family '{family.name}' has no parameter '{name}'", decl.span,
                                         did_you_mean(name, [p.name for p in family.params]) or
@@ -176,6 +213,9 @@ class Elaborator:
         if alias in MODULE_ATTRIBUTES or alias.startswith("_"):
             raise ArchNameError(f"'{alias}' cannot name a layer: the emitted torch module uses that name", span,
                                 f"choose another name, e.g. '{alias.strip('_')}_'")
+        if keyword.iskeyword(alias):
+            raise ArchNameError(f"'{alias}' cannot name a layer: it is a Python keyword", span,
+                                f"choose another name, e.g. '{alias}_'")
         if alias in self._used[scope]:
             raise ArchNameError(f"the name '{alias}' is already used in this scope", span,
                                 "give each element of a scope its own name")
