@@ -34,13 +34,15 @@ class ModelInfo:
 
 
 def _reference(path: Path) -> str:
-    """The spec's leading comment (its first paragraph), as one line."""
+    """The first sentence of the spec's leading comment, as one line."""
     words = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.startswith("#") or not line.strip("# "):
             break
         words.append(line.strip("# "))
-    return " ".join(words)
+    text = " ".join(words)
+    end = text.find(". ")
+    return text[: end + 1] if end >= 0 else text
 
 
 def list_models(pattern: str = "*") -> list[ModelInfo]:
