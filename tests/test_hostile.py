@@ -303,3 +303,25 @@ def test_output_to_a_full_device_is_an_error_not_a_crash(command):
     assert r.returncode == 1, r.stderr
     assert r.stderr.startswith("error: cannot write the output: No space left on device\nhint: the disk is full")
     assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr
+
+
+# ---------------------------------------------------------------- the grammar cache
+def test_grammar_cache_is_written_reused_and_never_required(tmp_path):
+    """The parse tables come from a per-user cache file; a torn or foreign file, or a cache
+    folder that cannot be created, costs only the rebuild, never an error."""
+    def check(cache_dir: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "archdsl", "check", "-q", "specs/resnet18.arch"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "ARCHDSL_CACHE_DIR": cache_dir})
+
+    folder = tmp_path / "cache"
+    assert check(str(folder)).returncode == 0
+    files = list(folder.iterdir())
+    assert len(files) == 1 and files[0].name.startswith("grammar-") and files[0].stat().st_size > 10_000
+    files[0].write_bytes(files[0].read_bytes()[:5000])  # torn, as by a crash of another writer
+    r = check(str(folder))
+    assert r.returncode == 0 and r.stderr == ""
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    r = check(str(blocked / "cache"))  # mkdir fails: no cache, same result
+    assert r.returncode == 0 and r.stderr == ""
+    assert check("").returncode == 0  # turned off
