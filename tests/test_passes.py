@@ -18,8 +18,8 @@ from conftest import SPECS, is_heavy, light_specs
 from reference import randomize
 
 
-def _trained(spec, seed=0, **overrides):
-    model = archdsl.build(spec, **overrides)
+def _trained(spec=None, seed=0, *, text=None, **overrides):
+    model = archdsl.build(spec, text=text, **overrides)
     randomize(model, seed)
     return model.eval()
 
@@ -111,7 +111,7 @@ def test_manager_rejects_a_pass_that_breaks_the_graph():
 
 
 def _weighted(src, seed=0):
-    model = _trained(src, seed)
+    model = _trained(text=src, seed=seed)
     return model, attach_weights(model.archdsl_graph, model)
 
 
@@ -282,6 +282,6 @@ def architectures(draw):
 @given(architectures())
 def test_optimized_equals_plain_on_random_architectures(arch):
     src, seed = arch
-    plain = _trained(src, seed)
+    plain = _trained(text=src, seed=seed)
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
     _agree(plain, x)
