@@ -110,8 +110,9 @@ def test_manager_rejects_a_pass_that_breaks_the_graph():
         run_passes(graph, [broken])
 
 
-def _weighted(src, seed=0):
-    model = _trained(text=src, seed=seed)
+def _weighted(spec, seed=0):
+    # a shipped spec's path, or spec text
+    model = _trained(spec, seed) if spec.endswith(".arch") else _trained(text=spec, seed=seed)
     return model, attach_weights(model.archdsl_graph, model)
 
 
