@@ -9,14 +9,32 @@ The front end (`compile_spec`, `archdsl check`) needs no torch; `build` and
 (passes over the graph IR, weights folded); `emit_fx(...)` a torch.fx GraphModule;
 `tune_allocator()` keeps freed activation memory in the process (glibc; see allocator.py).
 """
-from .allocator import tune_allocator
-from .api import build, emit_fx, optimize
-from .compiler import CompiledSpec, compile_spec
-from .errors import ArchDSLError
-from .features import feature_info
-from .finetune import freeze, param_groups, reset_classifier, unfreeze
-from .weights import import_weights
-from .zoo import list_models
+from importlib import import_module as _import_module
+
+# The public API, imported on first use: `archdsl check` pays only for the front end.
+_EXPORTS = {
+    "build": "api", "optimize": "api", "emit_fx": "api",
+    "compile_spec": "compiler", "CompiledSpec": "compiler",
+    "ArchDSLError": "errors",
+    "feature_info": "features",
+    "freeze": "finetune", "unfreeze": "finetune", "param_groups": "finetune", "reset_classifier": "finetune",
+    "import_weights": "weights",
+    "list_models": "zoo",
+    "tune_allocator": "allocator",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'archdsl' has no attribute {name!r}")
+    value = getattr(_import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
 
 
 def viz(spec=None, depth=2, expand=(), rankdir="TB", **options):
