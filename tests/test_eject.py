@@ -64,9 +64,12 @@ def test_repeats_stay_loops_and_layers_cite_the_spec():
     assert src.count("for _ in range(") >= 1 and "Bottleneck(" in src
     assert "class Bottleneck(nn.Module):" in src
     assert "# blocks/resnet.arch:" in src and "conv(mid, k=1) -> bn -> relu" in src
-    for line in src.splitlines():
+    lines = src.splitlines()
+    for i, line in enumerate(lines):
         if line.strip().startswith("self.") and "= nn.Conv2d(" in line:
-            assert "#" in line, line
+            # the layers of one spec line follow the comment that quotes it
+            above = next(text for text in reversed(lines[:i]) if not text.strip().startswith("self."))
+            assert above.strip().startswith("# blocks/") or above.strip().startswith("# families/"), line
     assert "getattr(self" not in src.split("class ResNet50")[1]
 
 
