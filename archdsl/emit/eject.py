@@ -228,14 +228,14 @@ class _Ejector:
     def _runs(self, items: list[str]) -> list[list[str]]:
         runs: list[list[str]] = []
         for item in items:
-            cls = self.visit_class_key(item)
-            if runs and self.visit_class_key(runs[-1][0]) == cls:
+            cls = self._class_id_of(item)
+            if runs and self._class_id_of(runs[-1][0]) == cls:
                 runs[-1].append(item)
             else:
                 runs.append([item])
         return runs
 
-    def visit_class_key(self, region: str) -> int:
+    def _class_id_of(self, region: str) -> int:
         if region not in self.region_class:
             self.visit(region)
         return self.region_class[region].id
@@ -483,7 +483,8 @@ def eject_source(module: ArchModule) -> str:
               f"Standalone PyTorch (needs only torch). `{names[root.id]}()` has the state_dict keys of\n"
               f"the archdsl module, so checkpoints load in either. Input {list(info.get('input_shape', []))}, "
               f"output {list(info.get('output_shape', []))}.\n\"\"\"\n")
-    imports = "import itertools\nimport math\n\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+    stdlib = "".join(f"import {m}\n" for m in ("itertools", "math") if f"{m}." in helpers)
+    imports = (stdlib + "\n" if stdlib else "") + "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
     parts = [header + imports]
     if helpers:
         parts.append(helpers)
