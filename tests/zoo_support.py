@@ -26,13 +26,14 @@ def spec_path(name: str):
 
 
 def assert_mapping_complete(name: str, make_reference: Callable[[], torch.nn.Module], source: str,
-                            expected_params: int) -> None:
-    """Meta-device check of a variant: parameter counts and a complete, shape-exact mapping."""
+                            expected_params: int, **overrides) -> None:
+    """Meta-device check of a variant: parameter counts and a complete, shape-exact mapping.
+    `overrides` are family parameters for our build (`aux_logits=True`)."""
     with torch.device("meta"):
         ref = make_reference()
     ref_params = sum(p.numel() for p in ref.parameters())
     assert ref_params == expected_params, f"{name}: the {source} reference has {ref_params:,} parameters"
-    ours = archdsl.build(spec_path(name), device="meta")
+    ours = archdsl.build(spec_path(name), device="meta", **overrides)
     assert sum(p.numel() for p in ours.parameters()) == ref_params
     mapping = load_mapping(ours, source)
     theirs, mine = split_tensors(mapping, ref.state_dict()), ours.state_dict()

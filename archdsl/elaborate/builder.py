@@ -275,7 +275,8 @@ class Elaborator:
         """A scope whose body is one (non-repeated) block call takes the block's contents
         directly: `stages.0.blocks.1.conv1`, not `stages.0.blocks.1.bottleneck1.conv1`."""
         chains = [s for s in body.stmts if not isinstance(s, (ast.Assign, ast.ScaleStmt, ast.ExpectStmt))
-                  and not self._only_taps(s, env)]  # a tap makes no module: it never breaks a collapse
+                  and not self._only_taps(s, env)  # a tap makes no module: it never breaks a collapse
+                  and not self._only_aux(s)]  # nor does an auxiliary head (its modules are the root's)
         if len(chains) != 1 or not isinstance(chains[0], ast.ChainStmt):
             return None
         stmt = chains[0]
@@ -295,6 +296,10 @@ class Elaborator:
     def _only_taps(self, stmt, env: Env) -> bool:
         return (isinstance(stmt, ast.ChainStmt) and stmt.repeat is None
                 and all(self._is_tap(el, env) for el in stmt.elements))
+
+    @staticmethod
+    def _only_aux(stmt) -> bool:
+        return isinstance(stmt, ast.ChainStmt) and all(isinstance(el, ast.Aux) for el in stmt.elements)
 
     def _stmt(self, stmt, env: Env, scope: str, x: int | None, in_place: bool = False) -> int | None:
         if isinstance(stmt, ast.Assign):
@@ -452,6 +457,8 @@ class Elaborator:
             return self._residual(el, env, scope, x)
         if isinstance(el, ast.Merge):
             return self._merge(el, env, scope, x)
+        if isinstance(el, ast.Aux):
+            return self._aux(el, env, x)
         if isinstance(el, ast.Gate):
             g = self._body(el.body, env.child(in_shape=ShapeView(self._shape(x))), scope, x, collapse=False)
             return self._node("mul", OPS["mul"].attrs(), [x, g], scope, self._fresh(scope, "mul", True), el.span)
@@ -556,6 +563,20 @@ class Elaborator:
                                 self._alias(scope, f"{name}_norm", nspan), nspan)
         # the module a tap reports is the scope it is written in (`stem`, `stages.0`)
         taps[name] = Tap(tapped, scope, span)
+        return x
+
+    def _aux(self, el: ast.Aux, env: Env, x: int) -> int:
+        """`aux name { body }`: a training-only side output. Its modules go under the root scope
+        `name` wherever it is written (an auxiliary classifier is a head of the model, as
+        torchvision's `aux1`); the body reads the value flowing past, which flows on unchanged."""
+        sub = self._alias("", el.name, el.span)
+        self.graph.scopes[sub] = "aux"
+        out = self._body(el.body, env.child(in_shape=ShapeView(self._shape(x))), sub, x, collapse=True)
+        if out == x:
+            raise ArchShapeError(f"the auxiliary head '{el.name}' computes nothing", el.span,
+                                 "give it a body that computes its output, e.g. `aux aux1 { avgpool -> "
+                                 "flatten -> linear(classes) as fc }`")
+        self.graph.aux_outputs[el.name] = out
         return x
 
     def _block(self, decl: ast.BlockDecl, pos: list, kw: dict, el: ast.CallEl, scope: str, x: int,

@@ -269,22 +269,29 @@ class _Emitter:
         inp, out = self.callable[region]
         var = {inp: "x"}
         lines = []
+        aux_names = set(g.aux_outputs) if region == "" else set()
+        training = []  # the auxiliary heads' statements: computed only in training (see below)
         for step in self.steps(region):
+            target = training if step[2][0] in aux_names else lines
             if step[0] == "call":
                 _, sub, rel, s_in, s_out = step
                 var[s_out] = _var_name(rel)
-                lines.append(f"    {var[s_out]} = {_ref('self', rel)}({var[s_in]})")
+                target.append(f"    {var[s_out]} = {_ref('self', rel)}({var[s_in]})")
                 continue
             _, nid, rel = step
             args = [var[i] for i in self.ins[nid]]
             code = self._lower(nid).code.format(*args, m=_ref("self", rel))
             var[nid] = _var_name(rel)
-            lines.append(f"    {var[nid]} = {code}")
+            target.append(f"    {var[nid]} = {code}")
         if region == "" and g.meta.get("memory_format") == "channels_last":
             lines.insert(0, "    x = x.contiguous(memory_format=torch.channels_last)")
         if region == "" and g.meta.get("fixed_resolution"):  # see archdsl/resolution.py
             h, w, message = g.meta["fixed_resolution"]
             lines.insert(0, f"    check_resolution(x, {h}, {w}, {message!r})")
+        if aux_names:  # in training, (main, aux outputs from the last declared to the first), as
+            # torchvision's GoogLeNetOutputs(logits, aux_logits2, aux_logits1); else the main output
+            outs = ", ".join([var[out]] + [var[o] for o in reversed(g.aux_outputs.values())])
+            lines += ["    if self.training:"] + ["    " + t for t in training] + [f"        return ({outs})"]
         if region == "" and g.outputs is not None:  # a backbone: the list of its feature maps
             lines.append("    return [" + ", ".join(var[o] for o in g.outputs) + "]")
         else:

@@ -195,7 +195,18 @@ class Gate:
     span: Span
 
 
-Element = Union[CallEl, Section, NamedLoop, Residual, Merge, Gate]
+@dataclass(frozen=True)
+class Aux:
+    """`aux name { body }`: a training-only side output (an auxiliary classifier). The body
+    reads the value flowing past; its modules go under the root scope `name`; the main value
+    flows on unchanged."""
+
+    name: str
+    body: "Body"
+    span: Span
+
+
+Element = Union[CallEl, Section, NamedLoop, Residual, Merge, Gate, Aux]
 
 
 @dataclass(frozen=True)

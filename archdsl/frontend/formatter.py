@@ -261,7 +261,7 @@ class _Formatter:
                                               indent))
         else:
             self.out.append(start + head)
-        if isinstance(el, (ast.Section, ast.NamedLoop, ast.Gate)):
+        if isinstance(el, (ast.Section, ast.NamedLoop, ast.Gate, ast.Aux)):
             self._body(el.body, indent)
         elif isinstance(el, ast.Residual):
             self._body(el.body, indent)
@@ -320,6 +320,8 @@ class _Formatter:
             return f"merge {el.op}" + (f"({', '.join(args)})" if args else "") + " {"
         if isinstance(el, ast.Gate):
             return "gate {"
+        if isinstance(el, ast.Aux):
+            return f"aux {el.name} {{"
         raise TypeError(type(el).__name__)  # pragma: no cover
 
     # ------------------------------------------------------------ expressions

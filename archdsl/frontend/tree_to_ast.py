@@ -167,6 +167,9 @@ class TreeToAst(Transformer):
     def gate(self, meta, c):
         return ast.Gate(c[0], self._span(meta))
 
+    def aux(self, meta, c):
+        return ast.Aux(self._check_name(c[0]), c[1], self._span(meta))
+
     def branches(self, meta, c):
         return c
 

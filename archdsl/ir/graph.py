@@ -63,6 +63,9 @@ class Graph:
     `taps` name feature maps (name -> `Tap`, in the spec's order); they are not outputs of the
     graph. A backbone graph (`archdsl.features`) has several outputs: `outputs` lists them in
     order (the emitted forward returns a list) and `output` is the last of them.
+    `aux_outputs` are training-only side outputs (`aux name { ... }` in a spec: auxiliary
+    classifiers), name -> node in the spec's order; their nodes are under the root scope
+    `name`, read by nothing else, and `drop_aux` removes them (the inference graph).
     """
 
     def __init__(self, name: str = "model"):
@@ -78,10 +81,24 @@ class Graph:
         self.meta: dict[str, Any] = {}  # whole-graph facts for emitters (e.g. "memory_format")
         self.taps: dict[str, Tap] = {}  # named feature maps, in the spec's order
         self.outputs: list[int] | None = None  # several outputs (a backbone), else None
+        self.aux_outputs: dict[str, int] = {}  # training-only side outputs, in the spec's order
 
     def output_nodes(self) -> list[int]:
-        """Every node whose value leaves the graph."""
-        return list(self.outputs) if self.outputs is not None else [self.output]
+        """Every node whose value leaves the graph (auxiliary outputs included)."""
+        main = list(self.outputs) if self.outputs is not None else [self.output]
+        return main + list(getattr(self, "aux_outputs", {}).values())
+
+    def drop_aux(self) -> list[str]:
+        """Remove the auxiliary outputs and the nodes under their scopes (the inference graph);
+        returns the names removed."""
+        names = list(self.aux_outputs)
+        prefixes = tuple(f"{name}." for name in names)
+        doomed = [nid for nid in self.nx.nodes if self.node(nid).scope.startswith(prefixes)]
+        self.aux_outputs = {}
+        self.nx.remove_nodes_from(doomed)
+        self._changed()
+        self.taps = {name: tap for name, tap in self.taps.items() if tap.node in self.nx}
+        return names
 
     # construction ---------------------------------------------------------
     def add(self, op: str, attrs: Attrs, inputs: list[int], scope: str, span: Span | None,
@@ -166,6 +183,7 @@ class Graph:
         new._next_id, new.input, new.output = self._next_id, self.input, self.output
         new.scopes, new.family, new.meta = dict(self.scopes), self.family, dict(self.meta)
         new.taps, new.outputs = dict(self.taps), (list(self.outputs) if self.outputs is not None else None)
+        new.aux_outputs = dict(getattr(self, "aux_outputs", {}))
         return new
 
     def single_user(self, nid: int) -> int | None:
@@ -206,6 +224,7 @@ class Graph:
             self.output = new
         if self.outputs is not None:
             self.outputs = [new if o == old else o for o in self.outputs]
+        self.aux_outputs = {name: new if o == old else o for name, o in getattr(self, "aux_outputs", {}).items()}
         for name, tap in self.taps.items():  # a tap follows its value through rewrites
             if tap.node == old:
                 self.taps[name] = Tap(new, tap.module, tap.span)
@@ -227,6 +246,7 @@ class Graph:
         self.nx.remove_nodes_from([nid for nid in list(self.nx.nodes) if nid not in keep])
         self._changed()
         self.taps = {name: tap for name, tap in self.taps.items() if tap.node in keep}
+        self.aux_outputs = {name: o for name, o in getattr(self, "aux_outputs", {}).items() if o in keep}
 
     # checks ---------------------------------------------------------------
     def lint(self) -> None:
