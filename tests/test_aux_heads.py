@@ -125,6 +125,25 @@ def test_aux_head_is_a_root_scope_of_training_only():
     assert [f.shape for f in backbone.train()(x)] == [(2, 16, 4, 4), (2, 16, 2, 2)]
 
 
+def test_aux_heads_leave_archdsl():
+    """The ejected file keeps the training-only heads (same tuple in training); FX, an
+    inference form, leaves them out."""
+    from archdsl.emit.eject import eject_source
+
+    model = archdsl.build(text=TINY, aux_logits=True)
+    namespace: dict = {}
+    exec(compile(eject_source(model), "<ejected>", "exec"), namespace)  # noqa: S102 - our own output
+    ejected = namespace["Tiny"]()
+    ejected.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        want, got = model.train()(x), ejected.train()(x)
+        assert len(got) == len(want) == 2 and all(torch.equal(a, b) for a, b in zip(got, want))
+        assert torch.equal(ejected.eval()(x), model.eval()(x))
+        fx = archdsl.emit_fx(model.eval())
+        assert "aux" not in fx.code and torch.equal(fx(x), model(x))
+
+
 def test_aux_errors():
     bad_empty = TINY.replace("avgpool -> flatten -> linear(classes) as fc\n    } when", "\n    } when")
     with pytest.raises(archdsl.ArchDSLError, match="computes nothing"):

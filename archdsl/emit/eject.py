@@ -372,9 +372,12 @@ class _Ejector:
                             parts.append(f"*[{cname}({params}) for {names_} in {table}]")
                         else:
                             parts.append(f"*[{cname}() for _ in {table}]")
-                one_line = f"{m.container}({', '.join(parts)})"
+                # nn.Sequential takes its modules as arguments, nn.ModuleList as one list
+                opening, closing = (f"{m.container}([", "])") if m.container == "nn.ModuleList" else \
+                    (f"{m.container}(", ")")
+                one_line = f"{opening}{', '.join(parts)}{closing}"
                 expr = one_line if len(one_line) < 80 and "\n" not in one_line else (
-                    f"{m.container}(\n" + "".join(f"{' ' * 12}{p},\n" for p in parts) + " " * 8 + ")")
+                    f"{opening}\n" + "".join(f"{' ' * 12}{p},\n" for p in parts) + " " * 8 + closing)
             if m.attr.isidentifier():
                 lines.append(f"        self.{m.attr} = {expr}{comment}")
             else:

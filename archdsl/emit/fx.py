@@ -106,7 +106,11 @@ def _install(root: nn.Module, target: str, module: nn.Module) -> None:
 
 def emit_fx_graph(graph: Graph, info: dict | None = None) -> fx.GraphModule:
     """The GraphModule of a checked graph; its modules hold the nodes' `meta["tensors"]` where
-    the graph carries them (torch's default initialisation otherwise)."""
+    the graph carries them (torch's default initialisation otherwise). Auxiliary heads
+    (`aux`, outputs of training only) are left out: the GraphModule returns the main output."""
+    if getattr(graph, "aux_outputs", None):
+        graph = graph.copy()
+        graph.drop_aux()
     root = nn.Module()
     fxg = fx.Graph()
     env: dict[int, fx.Node] = {}
