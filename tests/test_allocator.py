@@ -12,7 +12,7 @@ import pytest
 _PROBE = textwrap.dedent("""
     import resource, sys, torch, archdsl
     applied = archdsl.tune_allocator() if sys.argv[1] == "tuned" else None
-    for _ in range(2):
+    for _ in range(8):  # until the heap has grown to its steady size (how soon depends on what ran before)
         torch.ones(16 * 2 ** 20)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(10):
