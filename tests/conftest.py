@@ -37,6 +37,20 @@ def light_specs() -> list[Path]:
     return [p for p in SPECS if not is_heavy(p)]
 
 
+@lru_cache(maxsize=None)
+def family_representatives() -> frozenset[str]:
+    """The cheapest light spec of each family (by FLOPs): where the costly numeric checks
+    (float64, several passes of the same blocks) run once per family."""
+    from archdsl.compiler import compile_spec
+
+    best: dict[str, tuple[int, str]] = {}
+    for p in light_specs():
+        family = compile_spec(p).graph.family or p.stem
+        cost = (spec_cost(p)[1], p.stem)
+        best[family] = min(best.get(family, cost), cost)
+    return frozenset(name for _, name in best.values())
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
     # keep the suite predictable on the 2-core CI machine

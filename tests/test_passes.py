@@ -14,7 +14,7 @@ from archdsl.ir.graph import Graph
 from archdsl.passes import (PIPELINE, PassError, attach_weights, fold_bn_into_consumer, fold_bn_into_producer,
                             fold_layer_scale, fuse_conv_act, fuse_conv_add, fuse_linear_act, gather_levit_bias,
                             linear_to_conv1x1, remove_inference_noops, run_passes)
-from conftest import SPECS, is_heavy, light_specs
+from conftest import SPECS, family_representatives, is_heavy, light_specs
 from reference import randomize
 
 
@@ -24,11 +24,13 @@ def _trained(spec=None, seed=0, *, text=None, **overrides):
     return model.eval()
 
 
-def _agree(plain, x, tol32=1e-4, rel64=1e-5):
+def _agree(plain, x, tol32=1e-4, rel64=1e-5, float64=True):
     """Optimized == plain: within tol32 max abs in float32, rel64 relative in float64."""
     with torch.no_grad():
         want, got = plain(x), archdsl.optimize(plain)(x)
         assert (got - want).abs().max().item() <= tol32, (got - want).abs().max().item()
+        if not float64:
+            return
         plain64 = plain.double()
         x64 = x.double()
         want, got = plain64(x64), archdsl.optimize(plain64)(x64)
@@ -59,8 +61,10 @@ def test_big_specs_optimize_on_the_meta_device_to_the_same_costs(spec):
 @pytest.mark.parametrize("spec", LIGHT, ids=[p.stem for p in LIGHT])
 def test_optimized_equals_plain_on_every_spec(spec):
     plain = _trained(spec)
-    x = torch.randn(2, *plain.archdsl_info["input_shape"], generator=torch.Generator().manual_seed(0))
-    _agree(plain, x)
+    # float64 (slow: no fast kernels) on one spec per family, which has the family's blocks
+    full = spec.stem in family_representatives()
+    x = torch.randn(2 if full else 1, *plain.archdsl_info["input_shape"], generator=torch.Generator().manual_seed(0))
+    _agree(plain, x, float64=full)
     opt = archdsl.optimize(plain)
     assert not opt.training
     ops = {n.op for n in opt.archdsl_graph}
