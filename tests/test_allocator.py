@@ -33,6 +33,7 @@ def test_tuned_allocator_keeps_large_blocks():
     _, default = _faults("default")
     assert applied == "True"
     # default: each of the 10 tensors is mapped fresh (16k pages of 4 KiB each); tuned: the
-    # heap keeps the block, so at most one tensor's pages fault in (when the heap regrows)
+    # heap keeps the block, so at most two tensors' pages fault in (when the heap regrows;
+    # how often it still does depends on what the process allocated before)
     assert default > 10 * 16384 * 0.9, default
-    assert tuned <= 1.1 * 16384, (tuned, default)
+    assert tuned <= 2.2 * 16384, (tuned, default)

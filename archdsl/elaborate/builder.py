@@ -45,6 +45,8 @@ MODULE_ATTRIBUTES = frozenset({
     # archdsl's root module and generated classes, and the timm-style methods of a classifier
     "archdsl_info", "archdsl_graph", "archdsl_passes", "archdsl_source", "reset_classifier", "get_classifier",
     "forward_features", "forward_head", "feature_info",
+    # added to nn.Module by transformers when it is imported in the same process
+    "smart_apply",
 })
 
 
