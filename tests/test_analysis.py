@@ -84,9 +84,9 @@ CONV_RF_CASES = {
     "lenet5": dict(overrides=dict()),  # average pools of 2, no padding; fits at its native 32
     # Not here, for time alone (each agreed when checked by hand): inception_v3 has no width
     # parameter and its field (1311 px) needs 1352 px (262 GFLOPs, ~6 GB in float64, 57 s);
-    # resnext50_32x4d has resnet50's geometry (grouped convs cost 12 s); mobilenet_v2 with output_stride=8 or 16 (dilated
-    # convs, deeplabv3's backbone) agrees at width 0.25 (checked by hand: 512 px, os 8,
-    # field 491 px) but costs 30-70 s, and narrower widths leave no input gradient at all.
+    # resnext50_32x4d has resnet50's geometry (grouped convs cost 12 s); mobilenet_v2 with
+    # output_stride=8 or 16 (dilated convs, deeplabv3's backbone) at width 0.25 (512 px,
+    # os 8, field 491 px) costs 30-70 s, and narrower widths leave no input gradient at all.
 }
 
 
