@@ -11,11 +11,14 @@ The front end (`compile_spec`, `archdsl check`) needs no torch; `build` and
 """
 from importlib import import_module as _import_module
 
-# The public API, imported on first use: `archdsl check` pays only for the front end.
+# The front end is imported with the package (a missing dependency fails here, at import,
+# not later as an internal error); the rest of the API on first use, so `archdsl check`
+# pays only for the front end.
+from .compiler import CompiledSpec, compile_spec
+from .errors import ArchDSLError
+
 _EXPORTS = {
     "build": "api", "optimize": "api", "emit_fx": "api",
-    "compile_spec": "compiler", "CompiledSpec": "compiler",
-    "ArchDSLError": "errors",
     "feature_info": "features",
     "freeze": "finetune", "unfreeze": "finetune", "param_groups": "finetune", "reset_classifier": "finetune",
     "import_weights": "weights",
