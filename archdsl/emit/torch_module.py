@@ -296,7 +296,11 @@ class _Emitter:
             lines.append("    return [" + ", ".join(var[o] for o in g.outputs) + "]")
         else:
             lines.append(f"    return {var[out]}")
-        return "def forward(self, x):\n" + "\n".join(lines) + "\n"
+        signature = "def forward(self, x):"
+        if aux_names:  # TorchScript needs the two return types declared (else: a type error)
+            outs = ", ".join(["torch.Tensor"] * (len(aux_names) + 1))
+            signature = f"def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[{outs}]:"
+        return signature + "\n" + "\n".join(lines) + "\n"
 
 
 _RESERVED = frozenset({"x", "self", "torch", "F", "nn", "math", "itertools", *CODE_GLOBALS, *dir(builtins)})
