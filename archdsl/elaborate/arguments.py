@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from ..errors import ArchNameError, ArchTypeError, Span, did_you_mean
 from ..frontend import ast
+from ..ir.calls import BlockCall
 from ..ir.ops.base import Op
 from .expressions import Env, evaluate
 from .values import describe
@@ -46,6 +47,21 @@ def bind_params(params: tuple[ast.Param, ...], pos: list[Any], kw: dict[str, tup
             raise ArchTypeError(f"{what} needs a value for '{p.name}'", span,
                                 f"pass it: {p.name} = ...")
     return env
+
+
+def block_call(decl: ast.BlockDecl, env: Env, span: Span) -> BlockCall:
+    """The record of a block instance (ir/calls.py) from the environment `bind_params` bound:
+    each parameter's value, a block or op passed as a value written as its name."""
+    args = {}
+    for p in decl.params:
+        value = env.vars[p.name]
+        args[p.name] = value if isinstance(value, (bool, int, float, str, list)) else _spec_name(value)
+    return BlockCall(decl.name, args, span, decl)
+
+
+def _spec_name(value: Any) -> Any:
+    name = getattr(value, "name", None) or getattr(getattr(value, "decl", None), "name", None)
+    return name if isinstance(name, str) else value
 
 
 def build_attrs(op: Op, pos: list[Any], kw: dict[str, tuple[Any, Span]], span: Span):

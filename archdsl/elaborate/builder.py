@@ -21,7 +21,7 @@ from ..ir.graph import Graph
 from ..ir.ops import INTERNAL_OPS, OPS
 from ..ir.shape import Shape
 from ..limits import Limits
-from .arguments import bind_params, build_attrs
+from .arguments import bind_params, block_call, build_attrs
 from .combinators import Combinators
 from .expressions import BUILTINS, MAX_INT, MAX_LIST, Env, bindings, evaluate
 from .environment import WORK_PER_ITEM, WORK_PER_NODE, Evaluation
@@ -535,6 +535,7 @@ class Elaborator(Combinators):
         try:
             env = bind_params(decl.params, pos, kw, Env(fallback=self._global, in_shape=ShapeView(self._shape(x))),
                               f"block '{decl.name}'", el.span, self._known)
+            self.graph.calls[sub] = block_call(decl, env, el.span)  # for `archdsl eject` (ir/calls.py)
             return self._body(decl.body, env, sub, x, collapse=True)
         except ArchDSLError as e:
             raise e.called_from(el.span)

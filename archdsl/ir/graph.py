@@ -19,6 +19,7 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import Span
+from .calls import BlockCall
 from .ops import OPS, Attrs
 from .shape import Shape
 
@@ -82,6 +83,7 @@ class Graph:
         self.taps: dict[str, Tap] = {}  # named feature maps, in the spec's order
         self.outputs: list[int] | None = None  # several outputs (a backbone), else None
         self.aux_outputs: dict[str, int] = {}  # training-only side outputs, in the spec's order
+        self.calls: dict[str, BlockCall] = {}  # block scope -> the block and its arguments (ir/calls.py)
 
     def output_nodes(self) -> list[int]:
         """Every node whose value leaves the graph (auxiliary outputs included)."""
@@ -184,6 +186,7 @@ class Graph:
         new.scopes, new.family, new.meta = dict(self.scopes), self.family, dict(self.meta)
         new.taps, new.outputs = dict(self.taps), (list(self.outputs) if self.outputs is not None else None)
         new.aux_outputs = dict(getattr(self, "aux_outputs", {}))
+        new.calls = dict(getattr(self, "calls", {}))
         return new
 
     def single_user(self, nid: int) -> int | None:
