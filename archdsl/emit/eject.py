@@ -14,82 +14,14 @@ What the file adds over the live module:
 """
 from __future__ import annotations
 
-import inspect
-import re
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ..errors import source_line
-from . import runtime as rt
+from .eject_leaves import NO_DEFAULT, helpers, leaf, literal
 from .torch_module import ArchModule, _Emitter
-from .torch_ops import CODE_GLOBALS
-
-_NO_DEFAULT = object()
-
-
-# ------------------------------------------------------------------------ leaf modules
-def _pair(v):
-    v = tuple(v) if isinstance(v, (tuple, list)) else v
-    return v[0] if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1] else v
-
-
-def _conv_args(m: nn.Conv2d, padding=None) -> list:
-    return [(None, m.in_channels, _NO_DEFAULT, "in_channels"), (None, m.out_channels, _NO_DEFAULT, "out_channels"),
-            ("kernel_size", _pair(m.kernel_size), _NO_DEFAULT, "kernel_size"),
-            ("stride", _pair(m.stride), 1, "stride"),
-            *([("padding", _pair(m.padding), 0, "padding")] if padding is None else []),
-            ("dilation", _pair(m.dilation), 1, "dilation"), ("groups", m.groups, 1, "groups"),
-            ("bias", m.bias is not None, True, "bias")]
-
-
-def _fused_pads(m) -> tuple:
-    if m.pads is None:
-        top, left = m.padding
-        return (top, top, left, left)
-    left, right, top, bottom = m.pads
-    return (top, bottom, left, right)
-
-
-def _leaf(m: nn.Module) -> tuple[str, list]:
-    """(constructor, [(keyword or None, value, default, hint)]) of a leaf module."""
-    t = type(m)
-    if t is rt.PaddedConv2d:
-        left, right, top, bottom = m.pads
-        return "PaddedConv2d", _conv_args(m, padding=False) + [("pads", (top, bottom, left, right), _NO_DEFAULT, "pads")]
-    if t in (rt.ConvAct2d, rt.ConvAdd2d):
-        return t.__name__, _conv_args(m, padding=False) + [("act", m.act, _NO_DEFAULT, "act"),
-                                                           ("pads", _fused_pads(m), _NO_DEFAULT, "pads")]
-    if t is nn.Conv2d:
-        return "nn.Conv2d", _conv_args(m)
-    if t in (nn.BatchNorm2d, nn.BatchNorm1d, rt.TokenBatchNorm):
-        name = t.__name__ if t is rt.TokenBatchNorm else f"nn.{t.__name__}"
-        return name, [(None, m.num_features, _NO_DEFAULT, "channels"), ("eps", m.eps, 1e-5, "eps"),
-                      ("momentum", m.momentum, 0.1, "momentum")]
-    if t in (nn.LayerNorm, rt.ChannelLayerNorm):
-        name = "ChannelLayerNorm" if t is rt.ChannelLayerNorm else "nn.LayerNorm"
-        return name, [(None, m.normalized_shape[0], _NO_DEFAULT, "channels"), ("eps", m.eps, 1e-5, "eps")]
-    if t in (nn.Linear, rt.ChannelLinear, rt.LinearAct):
-        name = "nn.Linear" if t is nn.Linear else t.__name__
-        args = [(None, m.in_features, _NO_DEFAULT, "in_features"), (None, m.out_features, _NO_DEFAULT, "out_features"),
-                ("bias", m.bias is not None, True, "bias")]
-        if t is rt.LinearAct:
-            args += [("act", m.act, _NO_DEFAULT, "act"), ("grid", m.grid, _NO_DEFAULT, "grid")]
-        return name, args
-    if t is rt.GlobalResponseNorm:
-        return "GlobalResponseNorm", [(None, m.gamma.shape[0], _NO_DEFAULT, "channels"), ("eps", m.eps, _NO_DEFAULT, "eps")]
-    if t is rt.LayerScale:
-        return "LayerScale", [(None, m.gamma.shape[0], _NO_DEFAULT, "channels"), ("init", m.init, _NO_DEFAULT, "init"),
-                              ("grid", m.grid, _NO_DEFAULT, "grid")]
-    if t is rt.LevitAttention:
-        return "LevitAttention", [(None, m.key_dim, _NO_DEFAULT, "key_dim"), (None, m.heads, _NO_DEFAULT, "heads"),
-                                  (None, m.attn_ratio, _NO_DEFAULT, "attn_ratio"), (None, m.stride, _NO_DEFAULT, "stride"),
-                                  (None, m.q_grid, _NO_DEFAULT, "q_grid"), (None, m.k_grid, _NO_DEFAULT, "k_grid"),
-                                  ("gathered", m.gathered, False, "gathered")]
-    raise NotImplementedError(f"eject: no source form for {t.__module__}.{t.__qualname__}; "
-                              "add one to archdsl/emit/eject.py (_leaf)")
-
 
 # ------------------------------------------------------------------------ the class model
 @dataclass
@@ -115,14 +47,6 @@ class _Class:
     params: list = field(default_factory=list)  # (name, column index)
     slots: list = field(default_factory=list)  # per flat slot: ("const", value) or ("param", name)
     hints: list = field(default_factory=list)
-
-
-def _literal(v) -> str:
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_literal(x) for x in v) + ("," if len(v) == 1 else "") + ")"
-    return repr(v)
 
 
 class _Ejector:
@@ -155,7 +79,7 @@ class _Ejector:
             if kind == "node":
                 node = self.em.graph.node(ref)
                 module = self.module.get_submodule(node.scope)
-                ctor, args = _leaf(module)
+                ctor, args = leaf(module)
                 if not ctor.startswith("nn."):
                     self.used_runtime.add(ctor)
                 members.append(_Member("leaf", node.name, self._where(node.span), ctor=ctor,
@@ -329,11 +253,11 @@ class _Ejector:
     def render_class(self, cls: _Class, names: dict[int, str]) -> str:
         slots = iter(cls.slots)
 
-        def arg(default=_NO_DEFAULT):
+        def arg(default=NO_DEFAULT):
             kind, v = next(slots)
             if kind == "param":
                 return v, True
-            return _literal(v), not (default is not _NO_DEFAULT and v == default)
+            return literal(v), not (default is not NO_DEFAULT and v == default)
 
         lines = []
         last_comment = None
@@ -365,7 +289,7 @@ class _Ejector:
                     else:
                         kind, rows = next(slots)
                         table = rows if kind == "param" else (
-                            "[\n" + "".join(f"{' ' * 16}{_literal(r)},\n" for r in rows) + " " * 12 + "]")
+                            "[\n" + "".join(f"{' ' * 16}{literal(r)},\n" for r in rows) + " " * 12 + "]")
                         if child.params:
                             params = ", ".join(p for p, _ in child.params)
                             names_ = params if len(child.params) > 1 else f"({params},)"
@@ -397,76 +321,6 @@ def _key(v):
     return repr(v)
 
 
-_FUSED_SOURCE = '''
-_ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6, "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
-                "silu": F.silu, "gelu": F.gelu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
-
-
-class _FusedConv2d(nn.Conv2d):
-    """A conv whose output gets an activation (and a residual); zero `pads` (top, bottom, left, right)."""
-
-    def __init__(self, *args, act, pads, **kwargs):
-        top, bottom, left, right = pads
-        symmetric = top == bottom and left == right
-        super().__init__(*args, padding=(top, left) if symmetric else 0, **kwargs)
-        self.pads = None if symmetric else (left, right, top, bottom)
-        self.act = act
-
-    def _fused(self, x, residual=None):
-        if self.pads is not None:
-            x = F.pad(x, self.pads)
-        y = self._conv_forward(x, self.weight, self.bias)
-        if residual is not None:
-            y = y + residual
-        return _ACTIVATIONS[self.act](y) if self.act else y
-
-
-class ConvAct2d(_FusedConv2d):
-    def forward(self, x):
-        return self._fused(x)
-
-
-class ConvAdd2d(_FusedConv2d):
-    def forward(self, x, residual):
-        return self._fused(x, residual)
-
-
-class LinearAct(nn.Linear):
-    """A linear and its activation, over the last dim or the channels of a [B, C, H, W] map."""
-
-    def __init__(self, *args, act, grid, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.act, self.grid = act, grid
-
-    def forward(self, x):
-        if self.grid:
-            x = x.permute(0, 2, 3, 1)
-        y = _ACTIVATIONS[self.act](F.linear(x, self.weight, self.bias))
-        return y.permute(0, 3, 1, 2) if self.grid else y
-'''
-
-_FUSED = {"ConvAct2d", "ConvAdd2d", "LinearAct"}
-
-
-def _helpers(used_classes: set[str], sources: list[str]) -> str:
-    """The source of the runtime classes and functions the file uses, copied from archdsl."""
-    out = []
-    code = "\n".join(sources)
-    if used_classes & _FUSED:
-        out.append(_FUSED_SOURCE.strip("\n"))
-    for name in sorted(used_classes - _FUSED):
-        obj = getattr(rt, name)
-        if name == "LevitAttention":
-            from ..ir.ops.attention import levit_bias_offsets
-
-            out.append(inspect.getsource(levit_bias_offsets).rstrip())
-        out.append(inspect.getsource(obj).rstrip())
-    for name, fn in CODE_GLOBALS.items():
-        if re.search(rf"\b{name}\(", code):
-            out.append(inspect.getsource(fn).rstrip())
-    return "\n\n\n".join(out)
-
-
 def eject_source(module: ArchModule) -> str:
     """One standalone Python file (needs only torch) defining `module`'s classes; the root class
     built with no arguments has the same state_dict keys as `module`."""
@@ -478,7 +332,7 @@ def eject_source(module: ArchModule) -> str:
     ej.resolve()
     names = ej.class_names()
     classes = [ej.render_class(c, names) for c in sorted(ej.classes.values(), key=lambda c: c.id)]
-    helpers = _helpers(ej.used_runtime, [c.forward or "" for c in ej.classes.values()])
+    copied = helpers(ej.used_runtime, [c.forward or "" for c in ej.classes.values()])
     info = module.archdsl_info
     optimized = " (inference form: archdsl.optimize)" if getattr(module, "archdsl_passes", None) is not None else ""
     spec = info.get("spec") or info.get("model")
@@ -486,11 +340,11 @@ def eject_source(module: ArchModule) -> str:
               f"Standalone PyTorch (needs only torch). `{names[root.id]}()` has the state_dict keys of\n"
               f"the archdsl module, so checkpoints load in either. Input {list(info.get('input_shape', []))}, "
               f"output {list(info.get('output_shape', []))}.\n\"\"\"\n")
-    stdlib = "".join(f"import {m}\n" for m in ("itertools", "math") if f"{m}." in helpers)
+    stdlib = "".join(f"import {m}\n" for m in ("itertools", "math") if f"{m}." in copied)
     imports = (stdlib + "\n" if stdlib else "") + "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
     parts = [header + imports]
-    if helpers:
-        parts.append(helpers)
+    if copied:
+        parts.append(copied)
     parts += classes
     return "\n\n".join(parts).rstrip() + "\n"
 
