@@ -21,7 +21,16 @@ TIMM_FEATURE_INFO = {
     "densenet121": ([64, 256, 512, 1024, 1024], [2, 4, 8, 16, 32]),  # norm0, denseblock1..3, norm5
     "mobilevit_s": ([32, 64, 96, 128, 640], [2, 4, 8, 16, 32]),
     "levit_128s": ([128, 256, 384], [16, 32, 64]),
+    # vgg.py: the map before each max pool, then the last pool's (features.N); every depth, BN or not
+    "vgg11": ([64, 128, 256, 512, 512, 512], [1, 2, 4, 8, 16, 32]),
+    "vgg16_bn": ([64, 128, 256, 512, 512, 512], [1, 2, 4, 8, 16, 32]),
+    "vgg19_timm": ([64, 128, 256, 512, 512, 512], [1, 2, 4, 8, 16, 32]),
+    "inception_v3": ([64, 192, 288, 768, 2048], [2, 4, 8, 16, 32]),  # Conv2d_2b_3x3, Conv2d_4a_3x3, Mixed_5d, 6e, 7c
+    "mobilenet_v1": ([64, 128, 256, 512, 1024], [2, 4, 8, 16, 32]),  # mobilenetv1_100: blocks.0..4
 }
+# the timm model each literal above was read from, where its name differs from the spec's
+TIMM_NAMES = {"mobilenet_v3_large": "mobilenetv3_large_100", "mobilenet_v1": "mobilenetv1_100",
+              "vgg19_timm": "vgg19"}
 
 TINY = """
 model tiny {
@@ -140,6 +149,17 @@ def test_feature_info_equals_timm(name):
     assert info.channels() == channels and info.reduction() == reductions
 
 
+def test_timm_feature_info_literals_are_timms():
+    """The literals above are what the installed timm reports (its models built on meta)."""
+    from reference_libs import timm_module
+
+    timm = timm_module()
+    for name, (channels, reductions) in TIMM_FEATURE_INFO.items():
+        with torch.device("meta"):
+            ref = timm.create_model(TIMM_NAMES.get(name, name), features_only=True)
+        assert (ref.feature_info.channels(), ref.feature_info.reduction()) == (channels, reductions), name
+
+
 def test_classes_zero_gives_pooled_features():
     m = archdsl.build("resnet18", num_classes=0, device="meta")
     assert m(torch.empty(1, 3, 224, 224, device="meta")).shape == (1, 512)
@@ -168,19 +188,17 @@ def _zoo_params():
 
 @pytest.mark.parametrize("spec", _zoo_params())
 def test_every_tap_runtime_shape_is_its_static_shape(spec):
-    try:
-        m = archdsl.build(spec, features_only=True, device="meta")
-    except archdsl.ArchDSLError as e:
-        if "declares no feature taps" in str(e):
-            pytest.skip("no feature taps")
-        raise
+    """Every shipped spec is a backbone (no family is without taps), and each map it returns
+    has the shape the front end computed for it."""
+    m = archdsl.build(spec, features_only=True, device="meta")
     taps = m.feature_info.taps
+    graph = m.archdsl_graph
+    static = [tuple(graph.node(o).shape.dims) for o in graph.outputs]
     c, h, w = m.archdsl_info["input_shape"]
     maps = m(torch.empty(1, c, h, w, device="meta"))
-    assert len(maps) == len(taps)
-    for t, fm in zip(taps, maps):
-        assert fm.shape[:2] == (1, t.num_chs), t.name
-        assert fm.shape[2] == -(-h // t.reduction), t.name  # ceil: padded strides round up
+    assert len(maps) == len(taps) == len(static)
+    for t, fm, want in zip(taps, maps, static):
+        assert tuple(fm.shape) == (1, *want) and want[0] == t.num_chs, t.name
 
 
 def test_a_model_bound_to_its_resolution_says_so():
