@@ -192,8 +192,9 @@ def feature_graph(graph: Graph, chosen: list[TapInfo]) -> Graph:
                         OPS["grid"].infer(OPS["grid"].attrs(), [shape]))
         outputs.append(nid)
     keep = set(outputs)
+    dag = g.nx
     for nid in outputs:
-        keep |= nx.ancestors(g.nx, nid)
+        keep |= nx.ancestors(dag, nid)
     g.taps = {t.name: g.taps[t.name] for t in chosen}
     g.outputs, g.output = outputs, outputs[-1]
     g.keep_only(keep)

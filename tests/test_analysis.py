@@ -116,7 +116,7 @@ def _truncated_at_final_features(compiled):
     graph = copy.deepcopy(compiled.graph)
     final = final_feature_node(graph)
     keep = nx.ancestors(graph.nx, final) | {final}
-    graph.nx.remove_nodes_from([n for n in list(graph.nx.nodes) if n not in keep])
+    graph.keep_only(keep)
     graph.output = final
     return emit_module(graph)
 

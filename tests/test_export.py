@@ -156,7 +156,7 @@ def test_pickle_round_trip_in_process():
     for module in (model, archdsl.optimize(model)):
         again = pickle.loads(pickle.dumps(module))
         graph = again.archdsl_graph  # the IR without the tensors: the module holds them, once
-        assert type(again).__name__ == "ResNet18" and all("tensors" not in graph.node(n).meta for n in graph.nx.nodes)
+        assert type(again).__name__ == "ResNet18" and all("tensors" not in graph.node(n).meta for n in graph.node_ids())
         buf = io.BytesIO()
         torch.save(module, buf)
         buf.seek(0)

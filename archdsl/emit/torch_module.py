@@ -72,10 +72,10 @@ class Scope(nn.Module):
 
 
 def _without_tensors(graph: Graph) -> Graph:
-    if not any("tensors" in graph.node(nid).meta for nid in graph.nx.nodes):
+    if not any("tensors" in graph.node(nid).meta for nid in graph.node_ids()):
         return graph
     graph = graph.copy()
-    for nid in graph.nx.nodes:
+    for nid in graph.node_ids():
         graph.node(nid).meta.pop("tensors", None)
     return graph
 

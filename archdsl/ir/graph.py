@@ -1,4 +1,4 @@
-"""The graph IR: typed op nodes in a networkx multigraph whose edges keep argument order.
+"""The graph IR: typed op nodes, and use-def edges that keep argument order.
 
 A `Node` is closed: an op name from the registry, its validated attributes, the scope
 name it is emitted under (`stages.2.blocks.0.conv2`), the spec span that produced it,
@@ -8,6 +8,12 @@ the node's module at its scope). Edits go through the `Graph` methods, which kee
 use-def structure right by themselves. The graph itself carries `meta` too (e.g.
 `memory_format`, set by the channels-last pass). Nothing here imports torch: tensors are
 opaque values in `meta`.
+
+The adjacency is kept in plain dicts (each node's arguments in order, each node's users)
+rather than in a networkx graph: importing networkx costs about 0.1 s, a third of the budget
+of a whole `archdsl check` of a small spec, and its `add_edge` a few microseconds per op of a
+big one (docs/performance.md has the figures). Graph algorithms still come from networkx:
+`graph.nx` builds a `MultiDiGraph` of the graph on demand.
 """
 from __future__ import annotations
 
@@ -15,7 +21,6 @@ from dataclasses import dataclass
 import heapq
 from typing import Any, Iterator
 
-import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import Span
@@ -71,7 +76,9 @@ class Graph:
 
     def __init__(self, name: str = "model"):
         self.name = name
-        self.nx = nx.MultiDiGraph()
+        self._nodes: dict[int, Node] = {}  # id -> node, in creation order
+        self._args: dict[int, list[int]] = {}  # id -> argument nodes, in argument order
+        self._users: dict[int, dict[int, int]] = {}  # id -> {user id: how many of its arguments}
         self._next_id = 0
         self._version = 0  # bumped by every edit; keys the cached topological order
         self._order: tuple | None = None
@@ -95,11 +102,10 @@ class Graph:
         returns the names removed."""
         names = list(self.aux_outputs)
         prefixes = tuple(f"{name}." for name in names)
-        doomed = [nid for nid in self.nx.nodes if self.node(nid).scope.startswith(prefixes)]
+        doomed = {nid for nid, node in self._nodes.items() if node.scope.startswith(prefixes)}
         self.aux_outputs = {}
-        self.nx.remove_nodes_from(doomed)
-        self._changed()
-        self.taps = {name: tap for name, tap in self.taps.items() if tap.node in self.nx}
+        self._remove(doomed)
+        self.taps = {name: tap for name, tap in self.taps.items() if tap.node in self._nodes}
         return names
 
     # construction ---------------------------------------------------------
@@ -107,81 +113,101 @@ class Graph:
             shape: Shape) -> int:
         nid = self._next_id
         self._next_id += 1
-        node = Node(id=nid, op=op, attrs=attrs, scope=scope, span=span, meta={"shape": shape})
-        self.nx.add_node(nid, node=node)
-        for i, src in enumerate(inputs):
-            self.nx.add_edge(src, nid, key=i)
-        self._changed()
+        # Built without validation: the fields come from the elaborator and the passes, and
+        # `lint` checks that attrs are the op's type (validation was ~5 us of ~30 per op)
+        node = Node.model_construct(id=nid, op=op, attrs=attrs, scope=scope, span=span, meta={"shape": shape})
+        self._nodes[nid] = node
+        self._args[nid] = list(inputs)
+        self._users[nid] = {}
+        for src in inputs:
+            users = self._users[src]
+            users[nid] = users.get(nid, 0) + 1
+        self._version += 1
         return nid
 
     # queries --------------------------------------------------------------
     def node(self, nid: int) -> Node:
-        return self.nx._node[nid]["node"]  # networkx's node dict: no view object per lookup
+        return self._nodes[nid]
+
+    def __contains__(self, nid) -> bool:
+        return nid in self._nodes
 
     def __iter__(self) -> Iterator[Node]:
         """Nodes in a topological order (creation order breaks ties, so it is deterministic).
         The order is computed once per version of the graph (every analysis walks it)."""
-        nodes = self.nx._node
+        nodes = self._nodes
         for nid in self.order():
-            yield nodes[nid]["node"]
+            yield nodes[nid]
+
+    def node_ids(self) -> list[int]:
+        """Every node id, in creation order (cheaper than `order()` when order does not matter)."""
+        return list(self._nodes)
 
     def order(self) -> tuple[int, ...]:
         """Node ids in the order `__iter__` gives: the smallest ready id first (Kahn's
         algorithm with a heap, as networkx's lexicographical_topological_sort), O(n log n),
-        cached until the graph changes: through its methods, or nodes added to or removed from
-        `self.nx` directly (edges edited directly in `self.nx` must call `_changed()`)."""
-        key = (getattr(self, "_version", 0), self.nx.number_of_nodes())  # networkx counts edges in O(n)
-        cached = getattr(self, "_order", None)
-        if cached is not None and cached[0] == key:
+        cached until the graph changes."""
+        cached = self._order
+        if cached is not None and cached[0] == self._version:
             return cached[1]
-        pred, succ = self.nx._pred, self.nx._succ
-        waiting = {nid: sum(len(keys) for keys in pred[nid].values()) for nid in pred}
+        users = self._users
+        waiting = {nid: len(args) for nid, args in self._args.items()}
         ready = [nid for nid, n in waiting.items() if n == 0]
         heapq.heapify(ready)
         order = []
         while ready:
             nid = heapq.heappop(ready)
             order.append(nid)
-            for dst, keys in succ[nid].items():
-                waiting[dst] -= len(keys)
+            for dst, uses in users[nid].items():
+                waiting[dst] -= uses
                 if waiting[dst] == 0:
                     heapq.heappush(ready, dst)
         if len(order) != len(waiting):
             raise ValueError("graph has a cycle; a pass created a back edge")
-        self._order = (key, tuple(order))
+        self._order = (self._version, tuple(order))
         return self._order[1]
 
     def _changed(self) -> None:
         """Called by every edit: cached orders are stale."""
-        self._version = getattr(self, "_version", 0) + 1
+        self._version += 1
 
     def __len__(self) -> int:
-        return self.nx.number_of_nodes()
+        return len(self._nodes)
 
     def inputs(self, nid: int) -> list[int]:
-        """Argument nodes in argument order (read from networkx's adjacency: O(inputs))."""
-        pred = self.nx._pred[nid]
-        if len(pred) == 1:
-            (src, keys), = pred.items()
-            if len(keys) == 1:
-                return [src]
-        return [src for _, src in sorted((key, src) for src, keys in pred.items() for key in keys)]
+        """Argument nodes in argument order."""
+        return list(self._args[nid])
 
     def users(self, nid: int) -> list[int]:
-        return sorted(self.nx._succ[nid])
+        return sorted(self._users[nid])
 
     def in_shapes(self, nid: int) -> list[Shape]:
-        nodes = self.nx._node
-        return [nodes[i]["node"].meta["shape"] for i in self.inputs(nid)]
+        nodes = self._nodes
+        return [nodes[i].meta["shape"] for i in self._args[nid]]
+
+    def edges(self) -> list[tuple[int, int, int]]:
+        """Every use as (argument node, user node, argument position), users in creation order."""
+        return [(src, nid, i) for nid, args in self._args.items() for i, src in enumerate(args)]
+
+    @property
+    def nx(self):
+        """The graph as a networkx `MultiDiGraph` (node attribute `node`, edge key = argument
+        position), for graph algorithms: a snapshot, built on each access; edit the graph
+        through its methods, not through this."""
+        import networkx as nx  # only where an algorithm needs it: the import costs ~0.1 s
+
+        g = nx.MultiDiGraph()
+        g.add_nodes_from((nid, {"node": node}) for nid, node in self._nodes.items())
+        g.add_edges_from((src, dst, i) for src, dst, i in self.edges())
+        return g
 
     def copy(self) -> "Graph":
         """An independent copy: same ids, nodes copied with their own `meta` dicts (the values,
         e.g. tensors, are shared until a pass replaces them)."""
         new = Graph(self.name)
-        new.nx = self.nx.copy()
-        for nid in new.nx.nodes:
-            node = self.node(nid)
-            new.nx.nodes[nid]["node"] = node.model_copy(update={"meta": dict(node.meta)})
+        new._nodes = {nid: node.model_copy(update={"meta": dict(node.meta)}) for nid, node in self._nodes.items()}
+        new._args = {nid: list(args) for nid, args in self._args.items()}
+        new._users = {nid: dict(users) for nid, users in self._users.items()}
         new._next_id, new.input, new.output = self._next_id, self.input, self.output
         new.scopes, new.family, new.meta = dict(self.scopes), self.family, dict(self.meta)
         new.taps, new.outputs = dict(self.taps), (list(self.outputs) if self.outputs is not None else None)
@@ -191,10 +217,11 @@ class Graph:
 
     def single_user(self, nid: int) -> int | None:
         """The one node that uses `nid` (once), or None when it has several uses or is the output."""
-        edges = list(self.nx.out_edges(nid))
-        if len(edges) != 1 or nid in self.output_nodes():
+        users = self._users[nid]
+        if len(users) != 1 or nid in self.output_nodes():
             return None
-        return edges[0][1]
+        (user, uses), = users.items()
+        return user if uses == 1 else None
 
     # edits ----------------------------------------------------------------
     def replace_node(self, old: int, op: str | None = None, attrs: Attrs | None = None, *,
@@ -220,9 +247,11 @@ class Graph:
 
     def replace_all_uses_with(self, old: int, new: int) -> None:
         self._changed()
-        for _, dst, key in list(self.nx.out_edges(old, keys=True)):
-            self.nx.remove_edge(old, dst, key=key)
-            self.nx.add_edge(new, dst, key=key)
+        moved = self._users[old]
+        self._users[old] = {}
+        for dst, uses in moved.items():
+            self._args[dst] = [new if a == old else a for a in self._args[dst]]
+            self._users[new][dst] = self._users[new].get(dst, 0) + uses
         if self.output == old:
             self.output = new
         if self.outputs is not None:
@@ -237,8 +266,7 @@ class Graph:
             raise ValueError(f"node {nid} still has users")
         if any(tap.node == nid for tap in self.taps.values()):
             raise ValueError(f"node {nid} is a feature tap; move it with replace_all_uses_with first")
-        self.nx.remove_node(nid)
-        self._changed()
+        self._remove({nid})
 
     def keep_only(self, keep: set[int]) -> None:
         """Remove every node outside `keep` (which must hold all its members' inputs): the
@@ -246,10 +274,19 @@ class Graph:
         missing = {src for nid in keep for src in self.inputs(nid) if src not in keep}
         if missing:
             raise ValueError(f"nodes {sorted(keep)[:5]}... need {sorted(missing)}, which would be removed")
-        self.nx.remove_nodes_from([nid for nid in list(self.nx.nodes) if nid not in keep])
-        self._changed()
+        self._remove({nid for nid in self._nodes if nid not in keep})
         self.taps = {name: tap for name, tap in self.taps.items() if tap.node in keep}
         self.aux_outputs = {name: o for name, o in getattr(self, "aux_outputs", {}).items() if o in keep}
+
+    def _remove(self, doomed: set[int]) -> None:
+        """Drop nodes and their uses of other nodes (their own users must be among them)."""
+        for nid in doomed:
+            for src in self._args[nid]:
+                if src not in doomed:
+                    self._users[src].pop(nid, None)
+        for nid in doomed:
+            del self._nodes[nid], self._args[nid], self._users[nid]
+        self._changed()
 
     # checks ---------------------------------------------------------------
     def lint(self) -> None:
@@ -263,9 +300,9 @@ class Graph:
             n = len(self.inputs(node.id))
             if n < op.min_inputs or (op.max_inputs is not None and n > op.max_inputs):
                 raise ValueError(f"node {node.id} ({node.scope}): {node.op} has {n} inputs")
-            keys = sorted(k for keys in self.nx._pred[node.id].values() for k in keys)
-            if keys != list(range(n)):
-                raise ValueError(f"node {node.id} ({node.scope}): argument slots {keys} are not 0..{n - 1}")
+            missing = [a for a in self._args[node.id] if a not in self._nodes]
+            if missing:
+                raise ValueError(f"node {node.id} ({node.scope}): its arguments {missing} are not in the graph")
             if node.scope in seen_scopes:
                 raise ValueError(f"scope {node.scope!r} names two nodes; give the new node its own name")
             seen_scopes.add(node.scope)

@@ -208,7 +208,7 @@ def adapt_input_conv(weight, in_chans: int):
 def _input_convs(module) -> set[str]:
     """The weight names of the convs that read the model's input."""
     graph = getattr(module, "archdsl_graph", None)
-    if graph is None or graph.input is None or graph.input not in graph.nx:
+    if graph is None or graph.input is None or graph.input not in graph:
         return set()
     return {f"{graph.node(n).scope}.weight" for n in graph.users(graph.input)
             if graph.node(n).op in ("conv", "conv_act", "conv_add")}
