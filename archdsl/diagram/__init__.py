@@ -1,14 +1,17 @@
 """Architecture diagrams from the checked IR: `archdsl viz` and `archdsl.viz(spec, depth=2)`.
 
 Everything comes from the compiled spec (shapes, parameters, FLOPs, receptive fields are
-static analyses): no forward pass, no torch. Graphviz (the `graphviz` package and its `dot`
-program) lays the drawing out.
+static analyses): no forward pass, no torch. Graphviz lays the drawing out: its `dot` program
+for .svg/.png/.pdf, and for the .html page Graphviz compiled to WebAssembly (Viz.js, vendored
+in `vendor/`), in the browser, for whichever scopes the reader opens.
 
     g = archdsl.viz("specs/resnet50.arch", depth=2)   # a graphviz.Digraph: shows inline in Jupyter
 
 Modules: `scopes` (the scope tree, which scopes open, `x N` folding), `view` (what one
-drawing shows), `labels` (words and colours), `dot` (the graphviz graph), `html` (the
-clickable page), `output` (formats by file suffix, atomic writes).
+drawing shows), `labels` and `scope_words` (words and colours), `pieces` (the dot text of
+every item, edge and frame a drawing can hold), `dot` (one drawing assembled from the
+pieces), `html` (the clickable page: the pieces, `page.js` and Viz.js), `output` (formats by
+file suffix, atomic writes).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ def drawing(spec: Any = None, *, text: str | None = None, depth: int | None = 2,
     `ValueError` naming an `expand` scope the model does not have.
     """
     from ..compiler import CompiledSpec, compile_spec
-    from .dot import Facts
+    from .pieces import Facts
     from .scopes import open_scopes
 
     if isinstance(spec, CompiledSpec):

@@ -1,5 +1,7 @@
 """What one drawing shows: its nodes (single ops, closed scopes, folded runs), the frames of
-open scopes, and its edges with the shapes they carry. Pure data; `dot.py` draws it.
+open scopes, and its edges with the shapes they carry. Pure data; `dot.py` draws it. The
+`.html` page does the same in the browser (`page.js`: buildView), for any set of open scopes,
+from `every_item` and the tree's data.
 
 Each IR node is drawn by its representative: the shallowest closed scope above it (or the
 folded run that scope belongs to), or itself when every scope above it is open. An edge of
@@ -73,8 +75,7 @@ def build_view(graph: Graph, tree: ScopeTree, opened: frozenset[str]) -> View:
         view.rep[node.id] = key
         item = view.items.get(key)
         if item is None:
-            frame = (run.container if run else key.rsplit(".", 1)[0]) if "." in key else ""
-            item = view.items[key] = Item(key, kind, [], frame, run)
+            item = view.items[key] = Item(key, kind, [], _frame_of(key, run), run)
         item.nodes.append(node.id)
     seen = set()
     for nid in tree.order:
@@ -83,12 +84,43 @@ def build_view(graph: Graph, tree: ScopeTree, opened: frozenset[str]) -> View:
             if edge.src != edge.dst and (edge.src, edge.dst, src) not in seen:
                 seen.add((edge.src, edge.dst, src))
                 view.edges.append(edge)
-    outputs = graph.outputs if getattr(graph, "outputs", None) else [graph.output]
-    for i, out in enumerate(outputs):
-        key = OUTPUT if len(outputs) == 1 else f"(output {i})"
+    for key, out in output_terminals(graph):
         view.items[key] = Item(key, "output", [], "")
         view.edges.append(Edge(view.rep[out], key, out, 0, None))
     return view
+
+
+def _frame_of(key: str, run: Run | None) -> str:
+    """The open scope an item is drawn in: a run's container, else the key's parent."""
+    return (run.container if run else key.rsplit(".", 1)[0]) if "." in key else ""
+
+
+def output_terminals(graph: Graph) -> list[tuple[str, int]]:
+    """(key, IR node) of each output terminal: `(output)`, or `(output 0)`, ... for several."""
+    outputs = graph.outputs if getattr(graph, "outputs", None) else [graph.output]
+    return [(OUTPUT if len(outputs) == 1 else f"(output {i})", out) for i, out in enumerate(outputs)]
+
+
+def every_item(tree: ScopeTree) -> list[Item]:
+    """Every item some set of open scopes draws, each with the nodes it then stands for:
+    each op, each scope closed, each folded run (its items' nodes), the output terminals."""
+    graph = tree.graph
+    ops: dict[str, Item] = {}
+    for nid in tree.order:
+        scope = graph.node(nid).scope
+        if scope not in ops:
+            ops[scope] = Item(scope, "op", [], _frame_of(scope, None))
+        ops[scope].nodes.append(nid)
+    items = list(ops.values())
+    items += [Item(s, "scope", list(tree.nodes_under[s]), _frame_of(s, None)) for s in tree.scopes()]
+    position = {nid: i for i, nid in enumerate(tree.order)}
+    for runs in tree.runs.values():
+        for run in runs:
+            if len(run) > 1:
+                nodes = sorted((n for s in run.items for n in tree.nodes_under[s]), key=position.__getitem__)
+                items.append(Item(run.key, "fold", nodes, _frame_of(run.key, run), run))
+    items += [Item(key, "output", [], "") for key, _ in output_terminals(graph)]
+    return items
 
 
 def scope_outputs(tree: ScopeTree, nodes: list[int]) -> list[int]:
