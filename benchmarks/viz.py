@@ -1,11 +1,12 @@
 """How long `archdsl viz` takes on every shipped spec, in every format (issue 9: under one
 second of its own time per spec and format; a benchmark, not a test).
 
-    python benchmarks/viz.py [--depth 2] [--formats .svg,.html] [SPEC_NAME_GLOB]
+    python benchmarks/viz.py [--depth 2] [--formats .svg,.html] [SPEC_NAME_GLOB ...]
 
 One process without torch (asserted). Per spec: compile (the front end, as `check`), then
 each format rendered from that compiled spec (graphviz's `dot` included, run as a
-subprocess) and written atomically into a temporary folder. Prints milliseconds per spec
+subprocess; for .html, the page's pieces of every drawing, laid out later in the browser)
+and written atomically into a temporary folder. Prints milliseconds per spec
 and format, the worst against the budget, and which specs exceed it.
 """
 from __future__ import annotations
@@ -28,13 +29,14 @@ BUDGET_S = 1.0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("pattern", nargs="?", default="*", help="spec names to run (a glob; default all)")
+    parser.add_argument("patterns", nargs="*", default=["*"], help="spec names to run (globs; default all)")
     parser.add_argument("--depth", default="2", help="drawing depth (default 2, the command's default; 'all')")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated suffixes")
     args = parser.parse_args()
     depth = None if args.depth == "all" else int(args.depth)
     formats = args.formats.split(",")
-    specs = [s for s in sorted((ROOT / "specs").glob("*.arch")) if fnmatch.fnmatch(s.stem, args.pattern)]
+    specs = [s for s in sorted((ROOT / "specs").glob("*.arch"))
+             if any(fnmatch.fnmatch(s.stem, p) for p in args.patterns)]
     compile_spec(specs[0])  # warm-up: the grammar is built once per process
     print(f"{'spec':<28} {'compile':>8} " + " ".join(f"{f:>8}" for f in formats) + "   (ms)")
     over, worst = [], (0.0, "")

@@ -57,9 +57,14 @@ def expected(compiled, depth: int | None):
 
     nodes = {rep(n.scope) for n in graph} | {OUTPUT}
     edges = {(rep(graph.node(u).scope), rep(graph.node(v).scope), str(graph.node(u).shape))
-             for u, v in graph.nx.edges() if rep(graph.node(u).scope) != rep(graph.node(v).scope)}
+             for u, v in ir_edges(graph) if rep(graph.node(u).scope) != rep(graph.node(v).scope)}
     edges.add((rep(graph.node(graph.output).scope), OUTPUT, str(graph.node(graph.output).shape)))
     return nodes, edges
+
+
+def ir_edges(graph) -> list[tuple[int, int]]:
+    """(argument, user) for every argument of every node."""
+    return [(u, node.id) for node in graph for u in graph.inputs(node.id)]
 
 
 def drawn(source: str):
@@ -91,7 +96,7 @@ def test_every_op_and_every_edge_with_its_static_shape_at_full_depth(spec):
     assert nodes == want_nodes and len(nodes) == len(compiled.graph) + 1
     assert edges == want_edges
     # every IR edge is drawn (edges carrying one value into one node are one edge)
-    assert len(edges) == len({(u, v) for u, v in compiled.graph.nx.edges()}) + 1
+    assert len(edges) == len(set(ir_edges(compiled.graph))) + 1
 
 
 def test_token_edges_say_so():
@@ -276,7 +281,7 @@ def test_every_format_by_suffix_without_torch(tmp_path):
               for g in svg.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "node"}
     assert titles == set(parse_dot((tmp_path / "r.dot").read_text())[0])
     page = (tmp_path / "r.html").read_text()
-    assert page.startswith("<!DOCTYPE html>") and "<svg" in page
+    assert page.startswith("<!DOCTYPE html>") and "Viz.instance()" in page  # laid out in the browser
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # self-contained: nothing fetched
 
 
@@ -316,9 +321,12 @@ def test_without_dot_one_line_and_dot_source_still_written(tmp_path):
                          env=env, capture_output=True, text=True)
     assert run.returncode == 1 and len(run.stderr.strip().splitlines()) == 1 and "dot" in run.stderr
     assert not (tmp_path / "r.svg").exists()
-    run = subprocess.run([sys.executable, "-m", "archdsl", "viz", "resnet18", "-o", "r.dot"], cwd=tmp_path,
-                         env=env, capture_output=True, text=True)
-    assert run.returncode == 0 and (tmp_path / "r.dot").read_text().startswith("digraph")
+    for suffix in (".dot", ".html"):  # the page is laid out in the browser: no `dot` either
+        run = subprocess.run([sys.executable, "-m", "archdsl", "viz", "resnet18", "-o", f"r{suffix}"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+    assert (tmp_path / "r.dot").read_text().startswith("digraph")
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
 
 
 def test_command_line_errors(tmp_path, monkeypatch, capsys):
@@ -329,20 +337,56 @@ def test_command_line_errors(tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_html_page_holds_every_scope(resnet50):
+def _page_data(page: str) -> dict:
     import json
 
-    facts, opened = drawing(resnet50, depth=2)
-    page = render(facts, opened, ".html").decode()
-    data = json.loads(re.search(r'<script id="viz-data" type="application/json">(.*?)</script>', page, re.S)[1]
-                      .replace("<\\/", "</"))
-    assert set(data["scopes"]) == set(s for s in resnet50.graph.scopes if s)
-    states = [set(key.split("|")) for key in data["states"]]
-    for scope in data["scopes"]:  # every scope has a drawing in which it is open
-        assert any(scope in s and all(p in s for p in _prefixes(scope)) for s in states), scope
-    assert len(data["svgs"]) == len(set(data["states"].values()))
+    text = re.search(r'<script id="viz-data" type="application/json">(.*?)</script>', page, re.S)[1]
+    return json.loads(text)
 
 
-def _prefixes(scope: str) -> list[str]:
-    parts = scope.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
+@pytest.mark.parametrize("depth", [1, 2])
+def test_html_page_carries_every_item_any_drawing_can_hold(resnet50, depth):
+    """The page draws any set of open scopes from the pieces it carries: every scope, and the
+    statement of every item that the drawings at every depth (and one scope opened) show,
+    exactly as the .dot text of those drawings writes it."""
+    facts, opened = drawing(resnet50, depth=depth)
+    data = _page_data(render(facts, opened, ".html").decode())
+    assert [row[0] for row in data["scopes"]] == facts.tree.scopes()
+    assert set(facts.tree.scopes()) == {s for s in resnet50.graph.scopes if s}
+    assert set(data["initial"]) == opened
+    statements = {row[2] for row in data["items"]}
+    sources = [viz(resnet50, depth=d).source for d in (1, 2, 3, 4, 5, None)]
+    sources.append(viz(resnet50, depth=1, expand=["stages.2.blocks.0.shortcut"]).source)
+    for source in sources:
+        for line in source.splitlines():
+            line = line.strip()
+            if _NODE.match(line) and not line.startswith(("graph ", "node ", "edge ")):
+                assert line in statements
+    attrs = set(data["strings"])
+    for source in sources:  # every edge's attributes too
+        for line in source.splitlines():
+            if m := _EDGE.match(line):
+                assert f" [{m[3]}]" in attrs
+    assert len(data["nodes"]) == len(resnet50.graph)
+    assert len(data["edges"]) == len(ir_edges(resnet50.graph))
+
+
+def test_html_page_inlines_the_vendored_viz_js_it_says():
+    """The vendored Viz.js is the version its note states, ships with the package
+    (pyproject's package-data), and is what the page inlines."""
+    import fnmatch
+    import tomllib
+
+    from archdsl.diagram.html import PAGE_JS, VIZ_JS
+
+    vendor = VIZ_JS.parent
+    header = re.search(r"^/\*!\s*Viz\.js (\d+\.\d+\.\d+)", VIZ_JS.read_text())
+    stated = re.search(r"`@viz-js/viz` version: (\d+\.\d+\.\d+)", (vendor / "README.md").read_text())
+    assert header and stated and header[1] == stated[1]
+    assert f"npm pack @viz-js/viz@{stated[1]}" in (vendor / "README.md").read_text()
+    assert "Permission is hereby granted" in (vendor / "LICENSE-viz-js.txt").read_text()
+    package = ROOT / "archdsl"
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["archdsl"]
+    for path in (VIZ_JS, PAGE_JS, vendor / "LICENSE-viz-js.txt", vendor / "README.md"):
+        rel = path.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(rel, g) for g in globs), rel

@@ -1,93 +1,89 @@
-"""The `.html` drawing: one self-contained page (no network, no scripts from elsewhere) where a
-click on a closed scope opens it and a click on an open scope's frame closes it.
+"""The `.html` drawing: one self-contained page (no network, nothing fetched) where a click on
+a closed scope or a folded run opens it and a click on an open scope's frame title closes it;
+any set of open scopes can be shown, and scopes opened one after the other stay open together.
 
-Graphviz lays out every drawing ahead of time, so the page carries one SVG per state it can
-show (a state is a set of open scopes): the requested drawing, each drawing one click away
-from it, and for every scope the first view with that scope (and its ancestors) opened, and
-with it closed. From
-any state a click goes to the exact state it asks for when the page has it, and otherwise to
-the nearest one that shows what was clicked (the first view with the clicked scope opened or
-closed), so every scope can be opened down to single ops. A few `dot` processes lay out all
-the SVGs (one per core, up to 4).
+Python lays nothing out for the page: it computes once the pieces of dot text that any drawing
+of the spec is assembled from (`pieces.py`: every item's statement, every edge's attributes,
+every frame's parts) and the scope tree, and embeds them as JSON with `page.js`, which
+assembles the drawing of the open scopes as `dot.py` does and lays it out in the browser with
+Viz.js (Graphviz compiled to WebAssembly, `vendor/viz-global.js`, inlined: the page is ~1.4 MB).
 """
 from __future__ import annotations
 
 import html
 import json
-import os
-from concurrent.futures import ThreadPoolExecutor
+import re
+from functools import lru_cache
+from pathlib import Path
 
-import graphviz
+from .pieces import Facts
+from .scopes import only_child
+from .view import every_item, output_terminals
 
-from .dot import Facts, draw
-from .scopes import ancestors, only_child, with_only_children
-from .view import build_view
-
-_SEP = "|"
-
-
-def state_key(opened) -> str:
-    return _SEP.join(sorted(opened))
+_HERE = Path(__file__).resolve().parent
+VIZ_JS = _HERE / "vendor" / "viz-global.js"
+PAGE_JS = _HERE / "page.js"
 
 
-def page_states(facts: Facts, initial: frozenset[str]) -> list[frozenset[str]]:
-    """The states the page carries, the initial one first, in a deterministic order."""
-    states = [initial]
-    view = build_view(facts.graph, facts.tree, initial)
+def page_data(facts: Facts, initial: frozenset[str], rankdir: str = "TB") -> dict:
+    """Everything page.js needs, as JSON-ready lists (the layout of each is in page.js)."""
     tree = facts.tree
-    for item in view.items.values():  # one click from the initial drawing
-        if item.kind == "scope":
-            states.append(initial | set(with_only_children(tree, item.key)))
-        elif item.kind == "fold":
-            states.append(initial | set(with_only_children(tree, item.run.items[0])))
-    for frame in view.frames():
-        states.append(closed_under(initial, frame))
-    states.append(frozenset({""}))
-    for scope in tree.scopes():  # each scope opened, and closed, on top of the initial drawing
-        states.append(initial | {*ancestors(scope), *with_only_children(tree, scope)})
-        states.append(closed_under(initial | set(ancestors(scope)), scope))
-    seen, out = set(), []
-    for s in states:
-        if s not in seen:
-            seen.add(s)
-            out.append(s)
-    return out
+    strings: dict[str, int] = {}  # edge attributes, each written once
 
+    def string(text: str) -> int:
+        return strings.setdefault(text, len(strings))
 
-def closed_under(opened, scope: str) -> frozenset[str]:
-    """`opened` with `scope` and everything inside it closed."""
-    return frozenset(s for s in opened if s != scope and not s.startswith(scope + "."))
+    items = every_item(tree)
+    index = {(item.key, item.kind): i for i, item in enumerate(items)}
+    scopes = tree.scopes()
+    scope_index = {s: i for i, s in enumerate(scopes)}
+    runs = [item for item in items if item.kind == "fold"]
+    run_index = {scope: r for r, item in enumerate(runs) for scope in item.run.items}
 
+    def scope_row(scope: str) -> list:
+        parents = tree.ancestors(scope)
+        kid = only_child(tree, scope)
+        frame = facts.frame(scope)
+        return [scope, scope_index[parents[-1]] if parents else -1, index[scope, "scope"], run_index.get(scope, -1),
+                -1 if kid is None else scope_index[kid], frame.head, frame.before, frame.after, frame.name, frame.kind]
 
-def render_svgs(sources: list[str]) -> list[str]:
-    """Lay out several dot graphs, the `<svg>` element of each: a few `dot` processes at once
-    (one per core, up to 4), each laying out a consecutive share of the graphs."""
-    workers = max(1, min(4, os.cpu_count() or 1, len(sources) // 8))
-    size = -(-len(sources) // workers)
-    shares = [sources[i:i + size] for i in range(0, len(sources), size)]
-    with ThreadPoolExecutor(len(shares)) as pool:  # threads wait on dot subprocesses
-        return [svg for svgs in pool.map(_render_share, shares) for svg in svgs]
+    def node_row(nid: int) -> list:
+        scope = facts.graph.node(nid).scope
+        parents = tree.ancestors(scope)
+        return [scope_index[parents[-1]] if parents else -1, index[scope, "op"], string(facts.value_attrs(nid))]
 
-
-def _render_share(sources: list[str]) -> list[str]:
-    out = graphviz.pipe("dot", "svg", "\n".join(sources).encode()).decode()
-    svgs = ["<svg" + chunk[: chunk.rindex("</svg>") + len("</svg>")] for chunk in out.split("<svg")[1:]]
-    if len(svgs) != len(sources):
-        raise RuntimeError(f"dot returned {len(svgs)} drawings for {len(sources)} graphs")
-    return svgs
+    position = {nid: i for i, nid in enumerate(tree.order)}
+    return {
+        "header": facts.header(rankdir),
+        "items": [[item.key, facts.edge_id(item.key), facts.statement(item), item.frame, item.kind] for item in items],
+        "scopes": [scope_row(s) for s in scopes],
+        "runs": [[index[item.key, "fold"], [scope_index[s] for s in item.run.items]] for item in runs],
+        "nodes": [node_row(nid) for nid in tree.order],
+        "edges": [[position[src], position[nid], string(facts.op_edge_attrs(src, nid, slot))]
+                  for nid in tree.order for slot, src in enumerate(tree.inputs[nid])],
+        "outputs": [[index[key, "output"], position[out], string(facts.output_edge_attrs(out))]
+                    for key, out in output_terminals(facts.graph)],
+        "strings": list(strings),
+        "initial": sorted(initial),
+    }
 
 
 def page(facts: Facts, initial: frozenset[str], rankdir: str = "TB") -> str:
     """The whole HTML page for a compiled spec, opening on `initial`."""
-    states = page_states(facts, initial)
-    sources = [draw(facts, build_view(facts.graph, facts.tree, s), rankdir).source for s in states]
-    svgs = render_svgs(sources)
-    data = {"states": {state_key(s): i for i, s in enumerate(states)}, "svgs": svgs,
-            "scopes": facts.tree.scopes(), "initial": state_key(initial),
-            "onlyChild": {s: kid for s in facts.tree.scopes() if (kid := only_child(facts.tree, s))}}
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    title = html.escape(f"{facts.compiled.name} - archdsl viz")
-    return _TEMPLATE.replace("__TITLE__", title).replace("__DATA__", payload)
+    data = json.dumps(page_data(facts, initial, rankdir), ensure_ascii=False, separators=(",", ":"))
+    parts = {"TITLE": html.escape(f"{facts.compiled.name} - archdsl viz"),
+             "DATA": data.replace("<", "\\u003c"),  # `<` only occurs in strings: no `</script>`, no `<!--`
+             "VIZ": _script(VIZ_JS), "PAGE": _script(PAGE_JS)}
+    return re.sub(r"__(TITLE|DATA|VIZ|PAGE)__", lambda m: parts[m[1]], _TEMPLATE)
+
+
+@lru_cache(maxsize=None)
+def _script(path: Path) -> str:
+    """A script's text, checked to be safe inline (nothing in it ends the <script> element)."""
+    text = path.read_text(encoding="utf-8")
+    if re.search(r"</script|<!--", text, re.I):
+        raise ValueError(f"{path} cannot be inlined in a <script> element")
+    return text
 
 
 _TEMPLATE = """<!DOCTYPE html>
@@ -103,9 +99,9 @@ header { padding: 6px 10px; border-bottom: 1px solid #ddd; font-size: 13px; posi
 header button { font-size: 12px; margin-right: 6px; }
 #drawing { padding: 10px; }
 #drawing svg { max-width: none; }
-g.node.closed, g.cluster.open > text { cursor: pointer; }
+g.node.closed, text.frame-title { cursor: pointer; }
 g.node.closed:hover polygon, g.node.closed:hover path { stroke: #1155cc; stroke-width: 2; }
-g.cluster.open > text:hover { fill: #1155cc; text-decoration: underline; }
+text.frame-title:hover { fill: #1155cc; text-decoration: underline; }
 </style>
 </head>
 <body>
@@ -114,70 +110,10 @@ g.cluster.open > text:hover { fill: #1155cc; text-decoration: underline; }
 <div id="drawing"></div>
 <script id="viz-data" type="application/json">__DATA__</script>
 <script>
-"use strict";
-const DATA = JSON.parse(document.getElementById("viz-data").textContent);
-const SCOPES = new Set(DATA.scopes);
-const SEP = "|";
-let current = DATA.initial;
-
-function opened(key) { return new Set(key.split(SEP)); }
-function keyOf(set) { return Array.from(set).sort().join(SEP); }
-function ancestorsOf(scope) {
-  const parts = scope.split("."), out = [];
-  for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join("."));
-  return out;
-}
-function withOnlyChildren(scope) {
-  const chain = [scope];
-  while (chain[chain.length - 1] in DATA.onlyChild) chain.push(DATA.onlyChild[chain[chain.length - 1]]);
-  return chain;
-}
-function drill(scope) {  // the page's drawing of `scope` opened on top of the first view
-  return keyOf(new Set([...opened(DATA.initial), ...ancestorsOf(scope), ...withOnlyChildren(scope)]));
-}
-function closedUnder(set, scope) {
-  return new Set([...set].filter(s => s !== scope && !s.startsWith(scope + ".")));
-}
-function go(target, fallback) {
-  current = (target in DATA.states) ? target : fallback;
-  show();
-}
-function openScope(scope) {
-  const set = opened(current);
-  [...ancestorsOf(scope), ...withOnlyChildren(scope)].forEach(s => set.add(s));
-  go(keyOf(set), drill(scope));
-}
-function closeScope(scope) {
-  const fallback = closedUnder(new Set([...opened(DATA.initial), ...ancestorsOf(scope)]), scope);
-  go(keyOf(closedUnder(opened(current), scope)), keyOf(fallback));
-}
-function show() {
-  const box = document.getElementById("drawing");
-  box.innerHTML = DATA.svgs[DATA.states[current]];
-  const open = [...opened(current)].filter(s => s).length;
-  document.getElementById("status").textContent = open + " scope" + (open === 1 ? "" : "s") + " open";
-  box.querySelectorAll("g.node").forEach(g => {
-    const key = (g.id || "").replace(/^n:/, "");
-    const fold = key.match(/^(.*)\\.(\\d+)-(\\d+)$/);
-    if (SCOPES.has(key)) {
-      g.classList.add("closed");
-      g.addEventListener("click", ev => { ev.preventDefault(); openScope(key); });
-    } else if (fold && SCOPES.has(fold[1])) {
-      g.classList.add("closed");
-      g.addEventListener("click", ev => { ev.preventDefault(); openScope(fold[1] + "." + fold[2]); });
-    }
-  });
-  box.querySelectorAll("g.cluster").forEach(g => {
-    const scope = (g.id || "").replace(/^c:/, "");
-    if (!SCOPES.has(scope)) return;
-    g.classList.add("open");
-    const title = g.querySelector(":scope > text") || g.querySelector("text");
-    if (title) title.addEventListener("click", ev => { ev.preventDefault(); closeScope(scope); });
-  });
-}
-document.getElementById("all-closed").addEventListener("click", () => go("", ""));
-document.getElementById("initial").addEventListener("click", () => go(DATA.initial, DATA.initial));
-show();
+__VIZ__
+</script>
+<script>
+__PAGE__
 </script>
 </body>
 </html>

@@ -11,12 +11,13 @@ FORMATS = (".svg", ".png", ".pdf", ".dot", ".html")
 
 
 class DotNotFound(Exception):
-    """Graphviz's `dot` program is not installed (only `.dot` output works without it)."""
+    """Graphviz's `dot` program is not installed (`.dot` and `.html` output work without it:
+    the page lays itself out in the browser)."""
 
     def __init__(self):
         super().__init__("graphviz's `dot` program was not found: install graphviz "
-                         "(apt-get install graphviz, brew install graphviz) or write the .dot source "
-                         "with -o FILE.dot")
+                         "(apt-get install graphviz, brew install graphviz) or write -o FILE.dot or FILE.html, "
+                         "which need no dot")
 
 
 def render(facts, opened: frozenset[str], suffix: str, rankdir: str = "TB") -> bytes:
