@@ -80,14 +80,18 @@ def _calibrated(ref):
 
 
 # HF transformers configs of the four segmentation models (the hub checkpoints'
-# deeplabv3_mobilenet_v2_1.0_513 and apple/deeplabv3-mobilevit-{xx-small,x-small,small}).
+# deeplabv3_mobilenet_v2_1.0_513 and apple/deeplabv3-mobilevit-{xx-small,x-small,small}; the
+# MobileViT ones have output_stride 16, as transformers' convert_mlcvnets_to_pytorch.py sets for
+# every deeplabv3_* model, and HF's integration test expects their 32x32 logits at 512x512).
 SEGMENTATION = {
     "deeplabv3_mobilenet_v2": ("MobileNetV2", dict(num_labels=21, image_size=513, output_stride=8)),
-    "deeplabv3_mobilevit_xxs": ("MobileViT", dict(num_labels=21, image_size=512, hidden_sizes=[64, 80, 96],
+    "deeplabv3_mobilevit_xxs": ("MobileViT", dict(num_labels=21, image_size=512, output_stride=16,
+                                                  hidden_sizes=[64, 80, 96],
                                                   neck_hidden_sizes=[16, 16, 24, 48, 64, 80, 320], expand_ratio=2.0)),
-    "deeplabv3_mobilevit_xs": ("MobileViT", dict(num_labels=21, image_size=512, hidden_sizes=[96, 120, 144],
+    "deeplabv3_mobilevit_xs": ("MobileViT", dict(num_labels=21, image_size=512, output_stride=16,
+                                                 hidden_sizes=[96, 120, 144],
                                                  neck_hidden_sizes=[16, 32, 48, 64, 80, 96, 384])),
-    "deeplabv3_mobilevit_s": ("MobileViT", dict(num_labels=21, image_size=512)),
+    "deeplabv3_mobilevit_s": ("MobileViT", dict(num_labels=21, image_size=512, output_stride=16)),
 }
 
 
@@ -107,7 +111,24 @@ def test_deeplabv3_matches_hf(name):
     x = torch.randn(1, 3, config["image_size"], config["image_size"])
     with torch.no_grad():
         want, got = ref(x).logits, ours.eval()(x)
-    assert got.shape == want.shape
+    assert got.shape == want.shape == (1, 21, *[-(-config["image_size"] // config["output_stride"])] * 2)
+    torch.testing.assert_close(got, want, atol=1e-4 * max(1.0, want.abs().max().item()), rtol=0)
+
+
+def test_deeplabv3_mobilevit_at_output_stride_8_matches_hf():
+    """output_stride 8 (HF's dilate_layer_4 and _5): stages 4 and 5 keep the resolution, stage
+    5's inverted residual dilated by 2, as HF's; at 64x64 to stay cheap."""
+    from transformers import MobileViTConfig, MobileViTForSemanticSegmentation
+
+    config = dict(SEGMENTATION["deeplabv3_mobilevit_xxs"][1], image_size=64, output_stride=8)
+    torch.manual_seed(0)
+    ref = _calibrated(MobileViTForSemanticSegmentation(MobileViTConfig(**config)))
+    ours = archdsl.build("deeplabv3_mobilevit_xxs", resolution=64, output_stride=8)
+    archdsl.import_weights(ours, ref, source="hf")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        want, got = ref(x).logits, ours.eval()(x)
+    assert got.shape == want.shape == (1, 21, 8, 8)
     torch.testing.assert_close(got, want, atol=1e-4 * max(1.0, want.abs().max().item()), rtol=0)
 
 
