@@ -83,13 +83,16 @@ def _opened_now(driver) -> frozenset[str]:
     return frozenset(driver.execute_script("return window.archdslViz.opened();"))
 
 
-def _assert_same_as_python(driver, facts, opened) -> None:
+def _assert_same_as_python(driver, facts, opened) -> str:
+    """The page's dot text for `opened` is Python's, and its SVG has the nodes and edges of
+    Python's view (the page must show `opened` now). Returns the text."""
     view = build_view(facts.graph, facts.tree, frozenset(opened))
     text = driver.execute_script("return window.archdslViz.drawingText(arguments[0]);", sorted(opened))
     assert text == draw(facts, view).source
     nodes, edges = _drawn(driver)
     assert nodes == set(view.items)
     assert edges == {(e.src, e.dst) for e in view.edges}
+    return text
 
 
 def _no_errors(driver) -> None:
@@ -104,8 +107,8 @@ def _clicked(facts, opened, scope) -> frozenset[str]:
 
 @pytest.mark.parametrize("spec", ["resnet18", "deeplabv3_mobilevit_xxs", "examples/misaligned_shortcut.arch"])
 def test_page_draws_what_python_draws(browser, tmp_path, spec):
-    """Folds, residual merges and taps (ResNet-18); tokens, attention's q/k/v, concats and the
-    checker's warnings (DeepLabV3 MobileViT, the misaligned shortcut): the first view, two
+    """Folds, residual merges and taps (ResNet-18); tokens, attention's q/k/v and concats
+    (DeepLabV3 MobileViT); a checker's warning (the misaligned shortcut): the first view, two
     scopes opened independently, then a fold opened too, everything open, everything closed."""
     facts, opened = _open_page(browser, tmp_path, str(ROOT / spec) if spec.endswith(".arch") else spec)
     assert _opened_now(browser) == opened
@@ -117,14 +120,16 @@ def test_page_draws_what_python_draws(browser, tmp_path, spec):
         if folds:
             states.append(_clicked(facts, states[-1], folds[0].run.items[0]))
     states += [frozenset({"", *facts.tree.scopes()}), frozenset({""})]
-    kinds = set()
+    kinds, texts = set(), []
     for i, state in enumerate(states):
         if i:
             _show(browser, state)
-        _assert_same_as_python(browser, facts, state)
+        texts.append(_assert_same_as_python(browser, facts, state))
         kinds |= {item.kind for item in build_view(facts.graph, facts.tree, state).items.values()}
     if spec == "resnet18":
         assert kinds == {"op", "scope", "fold", "output"}  # every kind of drawn item was compared
+    if spec.startswith("examples/"):
+        assert "xlabel=" in texts[-2]  # the warning, drawn at the op it is about
     _no_errors(browser)
 
 
