@@ -140,13 +140,15 @@
   }
 
   function show(opened) {
-    current = new Set(opened);
-    const open = [...current].filter(s => s).length;
+    const state = current = new Set(opened);
+    if (!viz) return;  // Viz.js is still starting: it shows `current` when it is ready
     status.textContent = "laying out...";
     // let the browser paint the message first: a big drawing takes a while to lay out
     setTimeout(() => {
+      if (state !== current) return;  // a later click asked for another drawing
+      const open = [...state].filter(s => s).length;
       try {
-        const svg = viz.renderSVGElement(drawingText(current));
+        const svg = viz.renderSVGElement(drawingText(state));
         box.replaceChildren(svg);
         wire(svg);
         status.textContent = open + " scope" + (open === 1 ? "" : "s") + " open";

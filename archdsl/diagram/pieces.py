@@ -55,9 +55,9 @@ class Facts:
 
     compiled: "CompiledSpec"
     tree: ScopeTree = field(init=False)
-    _statements: dict[tuple[str, str], str] = field(default_factory=dict)
-    _value_attrs: dict[int, str] = field(default_factory=dict)
-    _frames: dict[str, FrameParts] = field(default_factory=dict)
+    _statements: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False)
+    _value_attrs: dict[int, str] = field(default_factory=dict, init=False, repr=False)
+    _frames: dict[str, FrameParts] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
         self.tree = ScopeTree.of(self.compiled.graph)
@@ -203,14 +203,15 @@ class Facts:
     def op_edge_attrs(self, value: int, user: int, slot: int) -> str:
         """The attributes of an edge into the op `user` itself, its argument `slot`: the
         argument's role (`q: `, `gate: `), the identity path of a residual dashed, a gate dotted."""
-        label, attrs = self._shape_attrs(value)
         node = self.graph.node(user)
         role = L.role(node.op, slot, len(self.tree.inputs[user]))
-        if not role and not (node.op == "add" and len(self.tree.users[value]) > 1):
+        identity = node.op == "add" and len(self.tree.users[value]) > 1  # the identity path of a residual
+        if not role and not identity:
             return self.value_attrs(value)
+        label, attrs = self._shape_attrs(value)
         if role:
             label = f"{role}: {label}"
-        if node.op == "add" and len(self.tree.users[value]) > 1:  # the identity path of a residual
+        if identity:
             attrs["style"] = "dashed"
         if role == "gate":
             attrs["style"] = "dotted"
