@@ -8,6 +8,7 @@ import os
 import random
 import resource
 import signal
+import shutil
 import subprocess
 import sys
 import threading
@@ -318,9 +319,10 @@ def test_grammar_cache_is_written_reused_and_never_required(tmp_path):
 
     folder = tmp_path / "cache"
     assert check(str(folder)).returncode == 0
-    files = list(folder.iterdir())
+    files = [f for f in folder.iterdir() if f.is_file()]
     assert len(files) == 1 and files[0].name.startswith("grammar-") and files[0].stat().st_size > 10_000
     files[0].write_bytes(files[0].read_bytes()[:5000])  # torn, as by a crash of another writer
+    shutil.rmtree(folder / "ast")  # parsed files come from their own cache: make the parser run
     r = check(str(folder))
     assert r.returncode == 0 and r.stderr == ""
     blocked = tmp_path / "a_file"
@@ -328,3 +330,36 @@ def test_grammar_cache_is_written_reused_and_never_required(tmp_path):
     r = check(str(blocked / "cache"))  # mkdir fails: no cache, same result
     assert r.returncode == 0 and r.stderr == ""
     assert check("").returncode == 0  # turned off
+
+
+def test_parsed_files_are_cached_and_an_edit_or_a_torn_entry_parses_again(tmp_path):
+    """The ASTs of parsed files come from the cache in the next process (lark is not even
+    imported); an edited file is parsed again, errors are never cached, and a torn entry
+    is parsed again and replaced."""
+    spec = tmp_path / "net.arch"
+    spec.write_text("model net {\n  input [3, 8, 8]\n  conv(4, k=3) -> relu\n}\n")
+    probe = ("import sys; from archdsl.cli import main; rc = main(['check', '-q', sys.argv[1]]); "
+             "print('lark' in sys.modules); sys.exit(rc)")
+
+    def check() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", probe, str(spec)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "ARCHDSL_CACHE_DIR": str(tmp_path / "cache")})
+
+    first = check()
+    assert first.returncode == 0 and first.stdout.split()[-1] == "True", first.stderr  # parsed
+    entries = list((tmp_path / "cache" / "ast").iterdir())
+    assert len(entries) == 1
+    again = check()
+    assert again.returncode == 0 and again.stdout.split()[-1] == "False", again.stderr  # from the cache
+    spec.write_text("model net {\n  input [3, 8, 8]\n  conv(4, k=3) -> relux\n}\n")  # edited: a typo
+    r = check()
+    assert r.returncode == 1 and "net.arch:3:19: error: unknown block or op 'relux'" in r.stderr
+    assert "hint: did you mean 'relu'" in r.stderr
+    spec.write_text("model net {\n  input [3, 8, 8]\n  conv(4, k=3) -> \n}\n")  # a syntax error: never cached
+    assert check().returncode == 1 and check().returncode == 1
+    assert len(list((tmp_path / "cache" / "ast").iterdir())) == 2  # the two that parsed
+    spec.write_text("model net {\n  input [3, 8, 8]\n  conv(4, k=3) -> relu\n}\n")
+    entries[0].write_bytes(entries[0].read_bytes()[:40])  # torn by something else
+    r = check()
+    assert r.returncode == 0 and r.stdout.split()[-1] == "True" and r.stderr == ""
+    assert check().stdout.split()[-1] == "False"  # rewritten whole

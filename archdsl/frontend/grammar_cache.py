@@ -17,8 +17,6 @@ import os
 import sys
 from pathlib import Path
 
-from lark import Lark, __version__ as lark_version
-
 
 def cache_dir() -> Path | None:
     """The folder for archdsl's caches, or None when caching is turned off."""
@@ -31,6 +29,8 @@ def cache_dir() -> Path | None:
 
 def cached_lark(grammar: str, options: dict) -> Lark:
     """`Lark(grammar, **options)`, its tables loaded from (or saved to) the per-user cache."""
+    from lark import Lark, __version__ as lark_version  # here: a check whose ASTs are cached never needs lark
+
     folder = cache_dir()
     if folder is None:
         return Lark(grammar, **options)

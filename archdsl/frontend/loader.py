@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import ArchImportError, ArchLimitError, ArchNameError, ArchSyntaxError, Span
 from ..fileio import ArchFileError, FileTooLarge, read_regular_file
 from . import ast
-from .parser import parse
+from .ast_cache import parse
 
 STDLIB = Path(__file__).resolve().parent.parent / "stdlib"
 # Imports nest at most this deep (a imports b imports c ...): resolving them recurses. The

@@ -18,7 +18,9 @@ from ..shape import Layout, Shape
 class Attrs(BaseModel):
     """Base of every op's attributes: frozen, no unknown fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a schema is built when the op is first used, not at import (a small
+    # spec uses a few of the ops; building all of them cost ~30 ms of every command)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class NoAttrs(Attrs):
