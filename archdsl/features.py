@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 import networkx as nx
 
+from .analysis.receptive_field import RF, receptive_fields
 from .errors import ArchNameError
 from .ir.graph import Graph
 from .ir.ops import OPS
@@ -93,20 +94,26 @@ class FeatureInfo:
 def all_taps(graph: Graph) -> list[TapInfo]:
     """Every tap of the graph, in the spec's order, with its static figures."""
     size = graph.node(graph.input).shape
+    fields = receptive_fields(graph) if graph.taps else {}
     out = []
     for i, (name, tap) in enumerate(graph.taps.items()):
         s = graph.node(tap.node).shape
         if s.h is None:
             raise ArchNameError(f"feature tap '{name}' is on a {s.layout} value {s.describe()}, not a feature map",
                                 tap.span, "tap a feature map or tokens, before the global pooling")
-        out.append(TapInfo(name, i, s.c, _reduction(size.h, s.h), tap.module))
+        out.append(TapInfo(name, i, s.c, _reduction(size.h, s.h, fields.get(tap.node)), tap.module))
     return out
 
 
-def _reduction(size: int, h: int) -> int:
+def _reduction(size: int, h: int, field: RF | None = None) -> int:
     """The total stride from an input `size` to a map of height `h`, as timm reports it: the
-    power of two nearest their ratio (strides round up: 224 -> 4 under stride 64, 513 -> 257
-    under stride 2). The zoo's strides are all powers of two."""
+    product of the strides on the way (the receptive field's jump) where the map's field is
+    local; where it is the whole input (attention, squeeze-excite), the power of two nearest
+    their ratio (strides round up: 224 -> 4 under stride 64, 513 -> 257 under stride 2). The
+    ratio alone misreads unpadded nets, which shrink by more: LeNet-5's 10x10 map of a 32x32
+    input is at stride 2, not 4."""
+    if field is not None and not field.whole and field.jump[0] >= 1:
+        return field.jump[0]
     return 2 ** max(0, round(math.log2(size / h)))
 
 

@@ -149,6 +149,15 @@ def test_feature_info_equals_timm(name):
     assert info.channels() == channels and info.reduction() == reductions
 
 
+def test_reduction_is_the_stride_not_the_size_ratio():
+    """Unpadded convs shrink a map beyond its stride; the reduction is still the stride."""
+    # LeNet-5: stride-1 5x5 convs, 2x2 pools: 32 -> 28 (conv) -> 14 -> 10 (conv) -> 5
+    info = feature_info("lenet5")
+    assert info.out_features == ["stage1", "stage2", "pool2"] and info.reduction() == [1, 2, 4]
+    # Inception v3 at 139: stage3's map is 3x3 (139 / 3 is nearer 64 than 32), its stride 32
+    assert feature_info("inception_v3", resolution=139).reduction() == [2, 4, 8, 16, 32]
+
+
 def test_timm_feature_info_literals_are_timms():
     """The literals above are what the installed timm reports (its models built on meta)."""
     from reference_libs import timm_module
