@@ -81,3 +81,47 @@ def test_cli_eject(tmp_path):
     text = out.read_text()
     assert "class ResNet18(nn.Module):" in text and "ConvAct2d" in text
     compile(text, str(out), "exec")
+
+
+def _ejected_namespace(model) -> dict:
+    namespace: dict = {}
+    exec(compile(eject_source(model), "<ejected>", "exec"), namespace)  # noqa: S102 - the file under test
+    return namespace
+
+
+def _shapes(module) -> dict:
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def test_block_classes_take_the_spec_parameters():
+    # blocks/resnet.arch: `block bottleneck(out, stride = 1, expansion = 4, groups = 1, base_width = 64)`
+    # with `mid = int(out / expansion * base_width / 64) * groups`
+    model = archdsl.build(ROOT / "specs" / "resnet50.arch", device="meta")
+    src = eject_source(model)
+    assert "def __init__(self, in_channels, out, stride=1, expansion=4, groups=1, base_width=64):" in src
+    assert "mid = int(out / expansion * base_width / 64) * groups" in src
+    assert "nn.Conv2d(mid, mid, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False)" in src
+    with torch.device("meta"):
+        namespace = _ejected_namespace(model)
+        # the variant without a shortcut (one class per structure of the block)
+        bottleneck = next(v for k, v in namespace.items() if k.startswith("Bottleneck")
+                          and "shortcut" not in v.__init__.__code__.co_names)
+        # an instance of the spec: stages.0.blocks.1 is bottleneck(256) on 256 channels
+        assert _shapes(bottleneck(256, 256)) == _shapes(model.get_submodule("stages.0.blocks.1"))
+        # arguments no instance of resnet50 has: resnext50_32x4d's blocks are bottleneck(groups=32,
+        # base_width=4) (specs/resnext50_32x4d.arch); the class builds them from the spec's rule
+        resnext = archdsl.build(ROOT / "specs" / "resnext50_32x4d.arch", device="meta")
+        assert _shapes(bottleneck(1024, 1024, groups=32, base_width=4)) == _shapes(resnext.get_submodule("stages.2.blocks.1"))
+
+
+def test_block_arguments_read_the_call_and_the_width_flowing_in():
+    model = archdsl.build("resnet18", device="meta")
+    src = eject_source(model)
+    # blocks/resnet.arch: `block basic(out, stride = 1)`, `conv(out, k=3, s=stride) -> bn -> relu`
+    assert "def __init__(self, in_channels, out, stride=1):" in src
+    assert "nn.Conv2d(in_channels, out, kernel_size=3, stride=stride, padding=1, bias=False)" in src
+    assert "self.bn1 = nn.BatchNorm2d(out)" in src
+    # stages 2-4 start with `first(stride = 2)` (families/resnet.arch): passed by keyword
+    assert "(in_channels, out, stride=2)" in src
+    # the shortcut is part of the block and takes the block's names
+    assert "self.shortcut = Shortcut(in_channels, out, stride=stride)" in src

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import source_line
+from .eject_blocks import BlockArguments, Column, same
 from .eject_leaves import NO_DEFAULT, helpers, leaf, literal
 from .torch_module import ArchModule, _Emitter
 
@@ -44,9 +45,10 @@ class _Class:
     forward: str | None
     members: list
     instances: list = field(default_factory=list)  # per instance: raw values per member
-    params: list = field(default_factory=list)  # (name, column index)
-    slots: list = field(default_factory=list)  # per flat slot: ("const", value) or ("param", name)
-    hints: list = field(default_factory=list)
+    params: list = field(default_factory=list)  # constructor argument names
+    defaults: dict = field(default_factory=dict)  # argument -> its default (the spec's)
+    slots: list = field(default_factory=list)  # per flat slot: ("const", value) or ("expr", Python text)
+    assignments: list = field(default_factory=list)  # (name, Python expression, span): __init__'s first lines
 
 
 class _Ejector:
@@ -70,6 +72,7 @@ class _Ejector:
         self.region_class: dict[str, _Class] = {}
         self.raw: dict[str, tuple] = {}  # region -> (class id, instance index)
         self.resolved: dict[str, list] = {}
+        self.leaf_node: dict[tuple[str, str], int] = {}  # (region, attribute) -> the leaf's node
         self.used_runtime: set[str] = set()
 
     # pass A: classes and their instances, children first
@@ -80,6 +83,7 @@ class _Ejector:
                 node = self.em.graph.node(ref)
                 module = self.module.get_submodule(node.scope)
                 ctor, args = leaf(module)
+                self.leaf_node[(region, node.name)] = ref
                 if not ctor.startswith("nn."):
                     self.used_runtime.add(ctor)
                 members.append(_Member("leaf", node.name, self._where(node.span), ctor=ctor,
@@ -100,7 +104,7 @@ class _Ejector:
                 values.append(("seq", run_values))
             else:
                 child = self.visit(ref)
-                members.append(_Member("region", attr, self._region_where(ref), child=child.id))
+                members.append(_Member("region", attr, self._member_where(ref), child=child.id))
                 values.append(("region", ref))
         name, base, src = self.em.region_class(region)
         forward = src if base != "container" else None
@@ -171,6 +175,11 @@ class _Ejector:
         file = str(span.file).replace("<stdlib>/", "")
         return f"{file}:{span.line}" + (f": {text.strip()}" if text else "")
 
+    def _member_where(self, region: str) -> str:
+        """A block instance's comment quotes its call; other scopes give their lines."""
+        call = self.em.graph.calls.get(region)
+        return self._where(call.span) if call is not None and call.span is not None else self._region_where(region)
+
     def _region_where(self, region: str) -> str:
         nodes = self.em.members.get(region) or []
         spans = [self.em.graph.node(n).span for n in nodes if self.em.graph.node(n).span is not None]
@@ -186,47 +195,81 @@ class _Ejector:
     # pass B: constructor arguments, children's classes first
     def resolve(self) -> None:
         for cls in sorted(self.classes.values(), key=lambda c: c.id):
-            flats, hints = [], []
+            flats, columns = [], []
             for i, (region, values) in enumerate(cls.instances):
-                flat, hint = [], []
+                flat, info = [], []  # info: (hint, attr, leaf node, child region, child parameter)
                 for member, (kind, v) in zip(cls.members, values):
                     if kind == "leaf":
                         flat += v
-                        hint += [(h, member.attr) for _, _, h in member.arg_specs]
+                        nid = self.leaf_node[(region, member.attr)]
+                        info += [(h, member.attr, nid, None, None) for _, _, h in member.arg_specs]
                     elif kind == "region":
                         child = self._class(member.child)
                         flat += self.resolved[v]
-                        hint += [(p, member.attr) for p, _ in child.params]
+                        info += [(p, member.attr, None, v, p) for p in child.params]
                     else:
                         for (form, cid), group in zip(member.runs, v):
                             child = self._class(cid)
                             if form == "range":
                                 flat += self.resolved[group[0]] + [len(group)]
-                                hint += [(p, member.attr) for p, _ in child.params] + [("depth", member.attr)]
+                                info += [(p, member.attr, None, group[0], p) for p in child.params]
+                                info.append(("depth", member.attr, None, None, None))
                             else:
                                 flat.append(tuple(tuple(self.resolved[r]) for r in group))
-                                hint.append((f"{member.attr}_args", member.attr))
+                                info.append((f"{member.attr}_args", member.attr, None, None, None))
                 flats.append(flat)
-                hints = hint
-            columns = [tuple(f[j] for f in flats) for j in range(len(hints))]
-            names: dict[tuple, str] = {}
-            used: set[str] = set()
-            for j, col in enumerate(columns):
-                if len(set(map(_key, col))) == 1:
-                    cls.slots.append(("const", col[0]))
-                    continue
-                if col not in names:
-                    hint, attr = hints[j]
-                    name = hint if hint not in used else f"{attr}_{hint}"
-                    k = 2
-                    while name in used:
-                        name, k = f"{hint}_{k}", k + 1
-                    used.add(name)
-                    names[col] = name
-                    cls.params.append((name, j))
-                cls.slots.append(("param", names[col]))
-            for i, (region, _) in enumerate(cls.instances):
-                self.resolved[region] = [flats[i][j] for _, j in cls.params]
+                if i == 0:
+                    columns = [Column([], *item) for item in info]
+            for col_index, col in enumerate(columns):
+                col.values = [f[col_index] for f in flats]
+            regions = [region for region, _ in cls.instances]
+            calls = [self._block_call(r) for r in regions]
+            if all(c is not None and c.decl is not None for c in calls) and len({c.decl for c in calls}) == 1:
+                self._solve_block(cls, regions, calls, columns)
+            else:
+                self._solve_section(cls, regions, columns)
+
+    def _block_call(self, region: str):
+        """The call of the block `region` is, or is a part of (a shortcut, a branch), else None."""
+        calls = self.em.graph.calls
+        while region not in calls and region:
+            region = region.rsplit(".", 1)[0] if "." in region else ""
+        return calls.get(region)
+
+    def _solve_block(self, cls: _Class, regions: list[str], calls: list, columns: list[Column]) -> None:
+        """A block's class, or a part's: the spec's parameters as its arguments (eject_blocks.py)."""
+        in_channels = [self._in_channels(r) for r in regions]
+        sig = BlockArguments(self.em.graph, regions, calls, in_channels).solve(columns)
+        cls.params, cls.defaults, cls.slots, cls.assignments = sig.params, sig.defaults, sig.slots, sig.assignments
+        for region, values in zip(regions, sig.values):
+            self.resolved[region] = values
+
+    def _in_channels(self, region: str) -> int | None:
+        interface = self.em.callable.get(region)
+        return self.em.graph.node(interface[0]).shape.c if interface is not None else None
+
+    def _solve_section(self, cls: _Class, regions: list[str], columns: list[Column]) -> None:
+        """Any other scope's class: the numbers that differ between its instances become its
+        arguments, named after the layer argument they first feed."""
+        names: dict[tuple, str] = {}
+        params: list[tuple[str, int]] = []
+        for j, col in enumerate(columns):
+            values = tuple(col.values)
+            if len(set(map(_key, values))) == 1:
+                cls.slots.append(("const", values[0]))
+                continue
+            if values not in names:
+                taken = {n for n, _ in params}
+                name = col.hint if col.hint not in taken else f"{col.attr}_{col.hint}"
+                k = 2
+                while name in taken:
+                    name, k = f"{col.hint}_{k}", k + 1
+                names[values] = name
+                params.append((name, j))
+            cls.slots.append(("expr", names[values]))
+        cls.params = [n for n, _ in params]
+        for i, region in enumerate(regions):
+            self.resolved[region] = [columns[j].values[i] for _, j in params]
 
     def _describe(self, cls: _Class, region: str) -> str:
         kind = cls.doc
@@ -255,9 +298,12 @@ class _Ejector:
 
         def arg(default=NO_DEFAULT):
             kind, v = next(slots)
-            if kind == "param":
+            if kind == "expr":
                 return v, True
-            return literal(v), not (default is not NO_DEFAULT and v == default)
+            return literal(v), not (default is not NO_DEFAULT and same(v, default))
+
+        def call(child: _Class, cname: str) -> str:
+            return _call(cname, child, [arg(child.defaults.get(p, NO_DEFAULT)) for p in child.params])
 
         lines = []
         last_comment = None
@@ -275,25 +321,25 @@ class _Ejector:
                 expr = f"{m.ctor}({', '.join(args)})"
             elif m.kind == "region":
                 child = self._class(m.child)
-                expr = f"{names[child.id]}({', '.join(arg()[0] for _ in child.params)})"
+                expr = call(child, names[child.id])
             else:
                 parts = []
                 for form, cid in m.runs:
                     child = self._class(cid)
                     cname = names[cid]
                     if form == "range":
-                        args = ", ".join(arg()[0] for _ in child.params)
+                        one = call(child, cname)
                         count, _ = arg()
-                        parts.append(f"{cname}({args})" if count == "1" else
-                                     f"*[{cname}({args}) for _ in range({count})]")
+                        parts.append(one if count == "1" else f"*[{one} for _ in range({count})]")
                     else:
                         kind, rows = next(slots)
-                        table = rows if kind == "param" else (
+                        table = rows if kind == "expr" else (
                             "[\n" + "".join(f"{' ' * 16}{literal(r)},\n" for r in rows) + " " * 12 + "]")
                         if child.params:
-                            params = ", ".join(p for p, _ in child.params)
+                            params = ", ".join(child.params)
                             names_ = params if len(child.params) > 1 else f"({params},)"
-                            parts.append(f"*[{cname}({params}) for {names_} in {table}]")
+                            one = _call(cname, child, [(p, True) for p in child.params])
+                            parts.append(f"*[{one} for {names_} in {table}]")
                         else:
                             parts.append(f"*[{cname}() for _ in {table}]")
                 # nn.Sequential takes its modules as arguments, nn.ModuleList as one list
@@ -306,15 +352,29 @@ class _Ejector:
                 lines.append(f"        self.{m.attr} = {expr}{comment}")
             else:
                 lines.append(f"        self.add_module({m.attr!r}, {expr}){comment}")
-        signature = ", ".join(["self"] + [p for p, _ in cls.params])
+        signature = ", ".join(["self"] + [f"{p}={literal(cls.defaults[p])}" if p in cls.defaults else p
+                                          for p in cls.params])
+        for name, text, span in reversed(cls.assignments):  # the block's own names, first
+            lines[:0] = [f"        # {self._where(span)}", f"        {name} = {text}"]
         region = cls.instances[0][0]
-        where = self._region_where(region)
+        call = self.em.graph.calls.get(region)
+        decl = call.decl if call is not None and cls.doc.startswith("block ") else None
+        where = self._where(decl.span).split(": ", 1)[0] if decl is not None else self._region_where(region)
+        if len(signature) > 90:  # one argument a line, as a formatter would
+            signature = "\n" + "".join(f"{' ' * 12}{a},\n" for a in signature.split(", ")) + " " * 4
         doc = f'    """{self._describe(cls, region)}{" (" + where + ")" if where else ""}."""\n\n'
         body = f"class {names[cls.id]}(nn.Module):\n{doc}    def __init__({signature}):\n        super().__init__()\n"
         body += "\n".join(lines) + ("\n" if lines else "")
         if cls.forward:
             body += "\n" + "".join(f"    {line}" if line.strip() else line for line in cls.forward.splitlines(True))
         return body
+
+
+def _call(cname: str, child: _Class, args: list[tuple[str, bool]]) -> str:
+    """`Child(a, b, c=d)`: arguments with a default by keyword, left out where they equal it."""
+    texts = [text if p not in child.defaults else f"{p}={text}"
+             for p, (text, show) in zip(child.params, args) if show or p not in child.defaults]
+    return f"{cname}({', '.join(texts)})"
 
 
 def _key(v):
@@ -332,7 +392,7 @@ def eject_source(module: ArchModule) -> str:
     ej.resolve()
     names = ej.class_names()
     classes = [ej.render_class(c, names) for c in sorted(ej.classes.values(), key=lambda c: c.id)]
-    copied = helpers(ej.used_runtime, [c.forward or "" for c in ej.classes.values()])
+    copied = helpers(ej.used_runtime, [c.forward or "" for c in ej.classes.values()] + classes)
     info = module.archdsl_info
     optimized = " (inference form: archdsl.optimize)" if getattr(module, "archdsl_passes", None) is not None else ""
     spec = info.get("spec") or info.get("model")
@@ -340,7 +400,7 @@ def eject_source(module: ArchModule) -> str:
               f"Standalone PyTorch (needs only torch). `{names[root.id]}()` has the state_dict keys of\n"
               f"the archdsl module, so checkpoints load in either. Input {list(info.get('input_shape', []))}, "
               f"output {list(info.get('output_shape', []))}.\n\"\"\"\n")
-    stdlib = "".join(f"import {m}\n" for m in ("itertools", "math") if f"{m}." in copied)
+    stdlib = "".join(f"import {m}\n" for m in ("itertools", "math") if f"{m}." in copied + "".join(classes))
     imports = (stdlib + "\n" if stdlib else "") + "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
     parts = [header + imports]
     if copied:
