@@ -102,10 +102,11 @@ def test_block_classes_take_the_spec_parameters():
     assert "mid = int(out / expansion * base_width / 64) * groups" in src
     assert "nn.Conv2d(mid, mid, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False)" in src
     with torch.device("meta"):
+        # a class per structure of the block, named by its optional parts: `Bottleneck` has no
+        # shortcut (its instances keep the width and the resolution), `BottleneckWithShortcut` has one
         namespace = _ejected_namespace(model)
-        # the variant without a shortcut (one class per structure of the block)
-        bottleneck = next(v for k, v in namespace.items() if k.startswith("Bottleneck")
-                          and "shortcut" not in v.__init__.__code__.co_names)
+        bottleneck = namespace["Bottleneck"]
+        assert _shapes(namespace["BottleneckWithShortcut"](64, 256)) == _shapes(model.get_submodule("stages.0.blocks.0"))
         # an instance of the spec: stages.0.blocks.1 is bottleneck(256) on 256 channels
         assert _shapes(bottleneck(256, 256)) == _shapes(model.get_submodule("stages.0.blocks.1"))
         # arguments no instance of resnet50 has: resnext50_32x4d's blocks are bottleneck(groups=32,

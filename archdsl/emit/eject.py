@@ -14,6 +14,7 @@ What the file adds over the live module:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -287,10 +288,26 @@ class _Ejector:
 
     # rendering
     def class_names(self) -> dict[int, str]:
-        names, counts = {}, {}
+        """Variants of one kind (a block whose optional parts are there in some instances only)
+        are named by the parts that set them apart: `Basic`, `BasicWithShortcut`; a variant
+        whose output adds its input, `...WithSkip`. Numbered only where that is not enough."""
+        kinds: dict[str, list[_Class]] = {}
         for cls in sorted(self.classes.values(), key=lambda c: c.id):
-            counts[cls.name] = counts.get(cls.name, 0) + 1
-            names[cls.id] = cls.name if counts[cls.name] == 1 else f"{cls.name}{counts[cls.name]}"
+            kinds.setdefault(cls.name, []).append(cls)
+        names, taken = {}, set()
+        for base, variants in kinds.items():
+            parts = {cls.id: _parts(cls) for cls in variants}
+            if any("Shortcut" in p for p in parts.values()):  # the other residual form: no need to say
+                parts = {i: [p for p in ps if p != "Skip"] for i, ps in parts.items()}
+            common = set.intersection(*map(set, parts.values()))
+            for cls in variants:
+                extra = [p for p in parts[cls.id] if p not in common]
+                name = base + ("With" + "And".join(extra) if extra else "")
+                k = 2
+                while name in taken:
+                    name, k = f"{base}{''.join(extra) and 'With' + 'And'.join(extra)}{k}", k + 1
+                taken.add(name)
+                names[cls.id] = name
         return names
 
     def render_class(self, cls: _Class, names: dict[int, str]) -> str:
@@ -368,6 +385,15 @@ class _Ejector:
         if cls.forward:
             body += "\n" + "".join(f"    {line}" if line.strip() else line for line in cls.forward.splitlines(True))
         return body
+
+
+def _parts(cls: _Class) -> list[str]:
+    """What a class's instances have that a variant may lack: its sub-scopes (`Shortcut`,
+    `Se`), and `Skip` when its output adds its input."""
+    out = ["".join(w[:1].upper() + w[1:] for w in m.attr.split("_")) for m in cls.members if m.kind == "region"]
+    if cls.forward and re.search(r"^\s*\w+ = \w+ \+ x$", cls.forward, re.M):
+        out.append("Skip")
+    return out
 
 
 def _call(cname: str, child: _Class, args: list[tuple[str, bool]]) -> str:
