@@ -22,6 +22,7 @@ from ..ir.ops import INTERNAL_OPS, OPS
 from ..ir.shape import Shape
 from ..limits import Limits
 from .arguments import bind_params, block_call, build_attrs
+from .templates import Templates
 from .combinators import Combinators
 from .expressions import BUILTINS, MAX_INT, MAX_LIST, Env, bindings, evaluate
 from .environment import WORK_PER_ITEM, WORK_PER_NODE, Evaluation
@@ -81,7 +82,7 @@ class Expectation:
     value: Any
 
 
-class Elaborator(Combinators):
+class Elaborator(Combinators, Templates):
     def __init__(self, program: Program, limits: Limits = Limits()):
         self.program = program
         self.limits = limits
@@ -536,7 +537,7 @@ class Elaborator(Combinators):
             env = bind_params(decl.params, pos, kw, Env(fallback=self._global, in_shape=ShapeView(self._shape(x))),
                               f"block '{decl.name}'", el.span, self._known)
             self.graph.calls[sub] = block_call(decl, env, el.span)  # for `archdsl eject` (ir/calls.py)
-            return self._body(decl.body, env, sub, x, collapse=True)
+            return self._instance(decl, env, sub, x)  # templates.py: a repeated call is copied
         except ArchDSLError as e:
             raise e.called_from(el.span)
         finally:
