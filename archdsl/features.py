@@ -208,15 +208,22 @@ def feature_graph(graph: Graph, chosen: list[TapInfo]) -> Graph:
     return g
 
 
+def classifier_nodes(graph: Graph) -> list:
+    """The classifier's nodes, in order: the linear `head.fc`, or everything in a scope
+    `head.fc` (LeViT's distilled head: two batch-norm + linear heads, averaged)."""
+    return [n for n in graph if n.scope == CLASSIFIER or n.scope.startswith(CLASSIFIER + ".")]
+
+
 def without_classifier(graph: Graph) -> Graph:
     """A copy of `graph` without its classifier (`head.fc`) and what follows it: the output
     is what fed the classifier (the pooled features)."""
-    fc = [n for n in graph if n.scope == CLASSIFIER]
+    fc = classifier_nodes(graph)
     if not fc:
         raise ArchNameError(f"model '{graph.name}' has no classifier named '{CLASSIFIER}' to remove", None,
                             "classes=0 needs the family's classifier to be `linear(classes) as fc` in `head`")
     g = graph.copy()
-    new_out = g.inputs(fc[0].id)[0]
+    inside = {n.id for n in fc}
+    new_out = next(src for n in fc for src in g.inputs(n.id) if src not in inside)
     keep = set(nx.ancestors(g.nx, new_out)) | {new_out}
     g.output = new_out
     g.keep_only(keep)
@@ -293,4 +300,4 @@ def feature_info(spec, **kwargs) -> FeatureInfo:
 
 
 __all__ = ["FeatureInfo", "TapInfo", "TaskOptions", "all_taps", "select_taps", "feature_graph",
-           "without_classifier", "feature_info"]
+           "classifier_nodes", "without_classifier", "feature_info"]

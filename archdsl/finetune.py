@@ -6,14 +6,15 @@
     opt = torch.optim.SGD(archdsl.param_groups(model, {"stages.3": 1e-3, "head": 1e-2}), lr=1e-4)
 
 `reset_classifier(model, n)` (also `model.reset_classifier(n)`, timm's name) gives the model
-a new `head.fc` for `n` classes, or none for `n = 0` (the model returns pooled features).
+a new `head.fc` for `n` classes, or none for `n = 0` (the model returns pooled features);
+LeViT's `head.fc` is its two averaged heads, replaced together as timm does.
 """
 from __future__ import annotations
 
 from typing import Iterable
 
 from .errors import ArchNameError
-from .features import CLASSIFIER
+from .features import CLASSIFIER, classifier_nodes
 
 
 def _scopes(model) -> set[str]:
@@ -75,31 +76,55 @@ def param_groups(model, lrs: dict[str, float], **options) -> list[dict]:
 def reset_classifier(model, num_classes: int):
     """A new, freshly initialised classifier `head.fc` for `num_classes` (0: no classifier, the
     model returns what fed it, the pooled features). The model's graph follows, so
-    `archdsl.optimize` and `emit_fx` see the new head. Returns the model."""
+    `archdsl.optimize` and `emit_fx` see the new head. Returns the model.
+
+    `head.fc` is a linear layer, or a scope (LeViT's distilled head averages two batch norm +
+    linear heads): as timm's LeViT resets `head` and `head_dist`, every linear in it gets
+    `num_classes` outputs and its other layers start afresh."""
     from torch import nn
+
+    from .ir.ops import OPS
 
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
         raise ArchNameError(f"num_classes must be a whole number >= 0, got {num_classes!r}", None)
     graph = getattr(model, "archdsl_graph", None)
-    fc_nodes = [n for n in graph if n.scope == CLASSIFIER] if graph is not None else []
-    if not fc_nodes:
+    nodes = classifier_nodes(graph) if graph is not None else []
+    if not nodes:
         raise ArchNameError(f"this model has no classifier '{CLASSIFIER}' to reset", None,
                             "reset_classifier needs the family's classifier to be `linear(classes) as fc` in `head`")
     head = model.get_submodule("head")
-    old = head.fc
     graph = graph.copy()
-    node = fc_nodes[0]
+    inside = {n.id for n in nodes}
     if num_classes == 0:
         head.fc = nn.Identity()
-        graph.bypass(node.id)
+        # what fed the classifier now feeds what read it (or is the output)
+        src = next(i for n in nodes for i in graph.inputs(n.id) if i not in inside)
+        graph.replace_all_uses_with(nodes[-1].id, src)
+        graph.keep_only(set(graph.node_ids()) - inside)
     else:
-        p = old.weight
-        head.fc = nn.Linear(old.in_features, num_classes, bias=old.bias is not None, device=p.device, dtype=p.dtype)
-        graph.replace_node(node.id, attrs=node.attrs.model_copy(update={"out": num_classes}),
-                           shape=node.shape.with_c(num_classes))
+        head.fc = _fresh(head.fc, num_classes)
+        for node in nodes:  # in order: each node's shape from its (new) inputs'
+            attrs = node.attrs.model_copy(update={"out": num_classes}) if node.op == "linear" else node.attrs
+            graph.replace_node(node.id, attrs=attrs, shape=OPS[node.op].infer(attrs, graph.in_shapes(node.id)))
     model.archdsl_graph = graph
     model.archdsl_info["output_shape"] = list(graph.node(graph.output).shape.dims)
     return model
+
+
+def _fresh(module, num_classes: int):
+    """`module` with a new linear layer of `num_classes` outputs for each of its linears, and
+    its other layers' parameters (and batch-norm statistics) reset."""
+    from torch import nn
+
+    if isinstance(module, nn.Linear):
+        p = module.weight
+        return nn.Linear(module.in_features, num_classes, bias=module.bias is not None, device=p.device,
+                         dtype=p.dtype)
+    for name, child in module.named_children():
+        setattr(module, name, _fresh(child, num_classes))
+    if hasattr(module, "reset_parameters"):
+        module.reset_parameters()
+    return module
 
 
 __all__ = ["freeze", "unfreeze", "param_groups", "reset_classifier"]

@@ -108,3 +108,38 @@ def test_transfer_learning_recipe_changes_only_unfrozen_parameters(hf_resnet18_w
     assert trainable and all(n.startswith(("stages.3.", "head.")) for n in trainable)
     for name, p in model.named_parameters():
         assert torch.equal(p, before[name]) != (name in trainable), name
+
+
+def test_levit_classifier_is_both_heads_as_timm():
+    """LeViT's `head.fc` is its classifier and distillation heads (batch norm + linear each,
+    averaged): classes=0 and reset_classifier replace both, as timm's LevitDistilled does
+    (`reset_classifier` makes `head` and `head_dist` new NormLinears, or Identity for 0)."""
+    from reference_libs import timm_module
+
+    from reference import randomize
+
+    timm = timm_module()
+    torch.manual_seed(0)
+    ref = timm.create_model("levit_128s").eval()
+    randomize(ref)
+    ours = archdsl.build("levit_128s").eval()
+    archdsl.import_weights(ours, ref, source="timm")
+    x = torch.randn(1, 3, 224, 224)
+    pooled = archdsl.build("levit_128s", classes=0)
+    archdsl.import_weights(pooled, ref.state_dict(), source="timm", strict=False)
+    assert not any(k.startswith("head.") for k in pooled.state_dict())
+    for n in (10, 0):
+        ref.reset_classifier(n)
+        ours.reset_classifier(n)
+        assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+        with torch.no_grad():  # the graph follows the new head
+            assert archdsl.optimize(ours)(x).shape == ref(x).shape == ((1, n) if n else (1, 384))
+    with torch.no_grad():  # no classifier: both return the pooled features
+        want = ref(x)
+        torch.testing.assert_close(ours(x), want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(pooled.eval()(x), want, atol=1e-5, rtol=1e-5)
+    # importing into another head names exactly the two linears that differ
+    model = archdsl.build("levit_128s", num_classes=10)
+    report = archdsl.import_weights(model, timm.create_model("levit_128s").state_dict(), source="timm", strict=False)
+    assert sorted(report.skipped) == [f"head.fc.{h}.linear1.{t}" for h in ("classifier", "distill")
+                                      for t in ("bias", "weight")]
