@@ -41,9 +41,10 @@ def body_lines(facts: Facts, view: View) -> list[str]:
             inner = sub  # a frame holding nothing but one frame is drawn once, named for both
             while not by_frame.get(inner) and len(child_frames.get(inner, [])) == 1:
                 inner = child_frames[inner][0]
-            if len(by_frame.get(inner, [])) == 1 and not child_frames.get(inner):  # a frame around one box
-                fill(inner, depth)  # says nothing the box does not: the box alone
-                continue
+            alone = by_frame.get(inner, [])
+            if len(alone) == 1 and alone[0].kind == "op" and not child_frames.get(inner):  # a frame around one op
+                fill(inner, depth)  # says nothing the box does not: the box alone (a closed scope or a
+                continue  # fold keeps its frame: the frame's title is where the page closes the scope
             lines.append(f"{tabs}{facts.frame(sub).head}\n")
             lines.append(f"{tabs}\t{facts.frame_attrs(sub, inner)}\n")
             fill(inner, depth + 1)

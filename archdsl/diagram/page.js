@@ -100,7 +100,8 @@
       for (const sub of kids(frame)) {
         let inner = sub;  // a frame holding nothing but one frame is drawn once, named for both
         while (!held(inner) && kids(inner).length === 1) inner = kids(inner)[0];
-        if (held(inner) === 1 && !kids(inner).length) { fill(inner, depth); continue; }  // a frame around one box
+        const alone = byFrame.get(inner) || [];  // a frame around one op: the op alone (see dot.py)
+        if (alone.length === 1 && ITEMS[alone[0]].kind === "op" && !kids(inner).length) { fill(inner, depth); continue; }
         lines.push(tabs + SCOPES[SCOPE_BY_NAME.get(sub)].head + "\n");
         lines.push(tabs + "\t" + frameAttrs(sub, inner) + "\n");
         fill(inner, depth + 1);
