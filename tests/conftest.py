@@ -73,6 +73,8 @@ QUICK = (
     "test_emit.py::test_runtime_shapes_equal_static_shapes[resnet18]", "test_emit.py::test_module_tree_mirrors_the_spec",
     "test_passes.py::test_optimized_equals_plain_on_every_spec[resnet18]", "test_fx.py::test_fx_nodes_are_the_ir_scopes",
     "test_cli.py::test_check_every_shipped_spec_without_importing_torch", "test_cli.py::test_exit_codes",
+    "test_templates.py::test_the_template_is_keyed_on_arguments_and_input_shape",
+    "test_templates.py::test_a_limit_crossed_in_a_copy_is_reported_where_elaboration_reports_it",
 )
 QUICK_FUZZ_EXAMPLES = "8"
 
