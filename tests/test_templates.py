@@ -103,3 +103,38 @@ def test_a_limit_crossed_in_a_copy_is_reported_where_elaboration_reports_it(monk
         _without_templates(m)
         want = error()
     assert got == want
+
+
+# ---------------------------------------------------------------- properties
+from hypothesis import given  # noqa: E402
+
+from test_fuzz import FUZZ, mutated_specs, valid_specs  # noqa: E402
+
+
+def outcome(text: str):
+    """The graph a spec gives, or the error it reports."""
+    try:
+        return snapshot(compile_spec(text=text))
+    except ArchDSLError as e:
+        return e.render() if hasattr(e, "render") else str(e)
+
+
+def _same_with_and_without_templates(text: str) -> None:
+    got = outcome(text)
+    with pytest.MonkeyPatch.context() as m:
+        _without_templates(m)
+        want = outcome(text)
+    assert got == want
+
+
+@FUZZ
+@given(valid_specs())
+def test_random_architectures_are_the_same_with_and_without_templates(text):
+    _same_with_and_without_templates(text)
+
+
+@FUZZ
+@given(mutated_specs())
+def test_mutated_shipped_specs_are_the_same_with_and_without_templates(text):
+    """Broken specs too: the same error, at the same place, either way."""
+    _same_with_and_without_templates(text)
