@@ -3,6 +3,7 @@ archdsl module's state_dict and gives its outputs; repeats stay loops. (Every sh
 ejected keys are checked on the meta device in test_export.py.)"""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -102,11 +103,10 @@ def test_block_classes_take_the_spec_parameters():
     assert "mid = int(out / expansion * base_width / 64) * groups" in src
     assert "nn.Conv2d(mid, mid, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False)" in src
     with torch.device("meta"):
-        # a class per structure of the block, named by its optional parts: `Bottleneck` has no
-        # shortcut (its instances keep the width and the resolution), `BottleneckWithShortcut` has one
+        # one class for the block: its shortcut is built where the spec's `when` holds
         namespace = _ejected_namespace(model)
         bottleneck = namespace["Bottleneck"]
-        assert _shapes(namespace["BottleneckWithShortcut"](64, 256)) == _shapes(model.get_submodule("stages.0.blocks.0"))
+        assert _shapes(bottleneck(64, 256)) == _shapes(model.get_submodule("stages.0.blocks.0"))
         # an instance of the spec: stages.0.blocks.1 is bottleneck(256) on 256 channels
         assert _shapes(bottleneck(256, 256)) == _shapes(model.get_submodule("stages.0.blocks.1"))
         # arguments no instance of resnet50 has: resnext50_32x4d's blocks are bottleneck(groups=32,
@@ -126,3 +126,49 @@ def test_block_arguments_read_the_call_and_the_width_flowing_in():
     assert "(in_channels, out, stride=2)" in src
     # the shortcut is part of the block and takes the block's names
     assert "self.shortcut = Shortcut(in_channels, out, stride=stride)" in src
+
+
+def _class_source(src: str, name: str) -> str:
+    return src.split(f"\nclass {name}(nn.Module):\n", 1)[1].split("\nclass ", 1)[0]
+
+
+def test_a_block_is_one_class_with_its_optional_parts_under_the_spec_condition():
+    # blocks/resnet.arch: `block basic(out, stride = 1)`, its shortcut `when stride != 1 or in.channels != out`;
+    # resnet18 has both forms (each stage after the first starts with a projecting block)
+    model = archdsl.build("resnet18", device="meta")
+    src = eject_source(model)
+    assert src.count('"""Block `basic`') == 1 and "BasicWith" not in src
+    basic = _class_source(src, "Basic")
+    assert "        if stride != 1 or in_channels != out:\n            self.shortcut = Shortcut(in_channels, out, stride=stride)\n" \
+           "        else:\n            self.shortcut = None\n" in basic
+    assert "shortcut = self.shortcut(x) if self.shortcut is not None else x" in basic
+    # the first block of stage 2 projects, the second does not: one class, two calls
+    assert "nn.Sequential(Basic(in_channels, out, stride=2), Basic(out, out))" in src
+    with torch.device("meta"):
+        cls = _ejected_namespace(model)["Basic"]
+        assert cls(64, 64).shortcut is None
+        assert _shapes(cls(64, 128, stride=2)) == _shapes(model.get_submodule("stages.1.blocks.0"))
+
+
+def test_structures_of_one_block_that_differ_in_parts_and_activation_are_one_class():
+    # blocks/mobilenet.arch: `block inverted_residual(..., act = relu6, se = 0, ...)` with
+    # `squeeze_excite(...) as se when se > 0` and `residual when stride == 1 and in.channels == out`;
+    # MobileNetV3-Small's blocks use relu or hardswish, with or without SE, with or without the skip
+    model = archdsl.build("mobilenet_v3_small", device="meta")
+    src = eject_source(model)
+    ir = _class_source(src, "InvertedResidual")
+    assert "act=F.relu6," in ir and "self.act = act" in ir and "act1 = self.act(bn1)" in ir
+    assert "        if se > 0:\n            self.se = SqueezeExcite(hidden, squeeze)\n" in ir
+    assert "self.use_residual = stride == 1 and in_channels == out" in ir
+    assert "add1 = bn3 + x if self.use_residual else bn3" in ir
+    root = _class_source(src, "MobileNetV3Small")  # each stage's activation, passed down as a function
+    assert "F.relu," in root and "F.hardswish," in root
+    # the first block skips the expand conv (`... when expands`), so its depthwise conv is `conv1`,
+    # not `conv2`: the state_dict keys differ, a second class says so
+    assert src.count('"""Block `inverted_residual`') == 2 and "class InvertedResidualNoExpand(nn.Module):" in src
+    assert not re.search(r"class InvertedResidual\d", src)
+    with torch.device("meta"):
+        cls = _ejected_namespace(model)["InvertedResidual"]
+        # stages.2.blocks.1 is inverted_residual(40, k=5, act=hardswish, se=0.25, hidden_width=240) on 40 channels
+        built = cls(40, 40, k=5, act=torch.nn.functional.hardswish, se=0.25, bn_eps=1e-3, hidden_width=240)
+        assert _shapes(built) == _shapes(model.get_submodule("stages.2.blocks.1")) and built.use_residual

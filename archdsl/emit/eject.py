@@ -15,20 +15,21 @@ What the file adds over the live module:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from ..errors import source_line
-from .eject_blocks import BlockArguments, Column, same
+from .eject_blocks import ABSENT, BlockArguments, Column, same
 from .eject_leaves import NO_DEFAULT, helpers, leaf, literal
+from .eject_variants import Kind, plan, variant_suffix
 from .torch_module import ArchModule, _Emitter
 
 # ------------------------------------------------------------------------ the class model
 @dataclass
 class _Member:
-    kind: str  # "leaf", "region", "seq"
+    kind: str  # "leaf", "region", "seq"; in a merged block's class also "attr" (`self.act = act`), "flag"
     attr: str
     comment: str
     ctor: str = ""  # leaf: constructor name
@@ -36,6 +37,8 @@ class _Member:
     child: int = -1  # region: class id
     runs: tuple = ()  # seq: ((form, class id), ...), form "range" or "list"
     container: str = "nn.Sequential"
+    cond: str | None = None  # an optional part: the condition it is built under (eject_variants.py)
+    text: str = ""  # a flag: its condition
 
 
 @dataclass
@@ -50,11 +53,13 @@ class _Class:
     defaults: dict = field(default_factory=dict)  # argument -> its default (the spec's)
     slots: list = field(default_factory=list)  # per flat slot: ("const", value) or ("expr", Python text)
     assignments: list = field(default_factory=list)  # (name, Python expression, span): __init__'s first lines
+    merged: Kind | None = None  # several structures of a block made one class (eject_variants.py)
 
 
 class _Ejector:
-    def __init__(self, module: ArchModule):
+    def __init__(self, module: ArchModule, kinds: dict[str, Kind] | None = None):
         self.module = module
+        self.kinds = kinds or {}  # block instance -> the merged class it is one of (eject_variants.py)
         self.em = _Emitter(module.archdsl_graph)
         g = self.em.graph
         self.children: dict[str, list[tuple[str, object]]] = {r: [] for r in self.em.members}
@@ -109,16 +114,40 @@ class _Ejector:
                 values.append(("region", ref))
         name, base, src = self.em.region_class(region)
         forward = src if base != "container" else None
-        key = (name, forward, tuple((m.kind, m.attr, m.ctor, tuple(m.arg_specs), m.child, m.runs, m.container)
-                                    for m in members))
+        merged = self.kinds.get(region)
+        if merged is not None:
+            members, values = self._as_merged(merged, region, members, values)
+            forward, key = merged.forward, ("merged", id(merged))
+        else:
+            key = (name, forward, tuple((m.kind, m.attr, m.ctor, tuple(m.arg_specs), m.child, m.runs, m.container)
+                                        for m in members))
         cls = self.classes.get(key)
         if cls is None:
             kind = self.em.graph.scopes.get(region, "section")
-            cls = self.classes[key] = _Class(len(self.classes), name, kind, forward, members)
+            cls = self.classes[key] = _Class(len(self.classes), name, kind, forward, members, merged=merged)
+        elif merged is not None:  # a part the first instances lacked: its class is this pass's
+            for i, (k, _) in enumerate(values):
+                if k == "region":
+                    cls.members[i] = members[i]
         self.raw[region] = (cls.id, len(cls.instances))
         cls.instances.append((region, values))
         self.region_class[region] = cls
         return cls
+
+    def _as_merged(self, merged: Kind, region: str, members: list, values: list) -> tuple[list, list]:
+        """A merged class's members (every variant's, optional ones with their condition, then
+        its activation attributes and flags) and this instance's values ("absent" where it lacks one)."""
+        mine = {m.attr: (m, v) for m, v in zip(members, values)}
+        out_m = [_Member("attr", p, "") for p in merged.acts]
+        out_v = [("attr", merged.act_values[p][region]) for p in merged.acts]
+        for attr in merged.order:
+            m, v = mine.get(attr, (merged.members[attr], ("absent", None)))
+            out_m.append(replace(m, cond=merged.conds.get(attr)))
+            out_v.append(v)
+        for name, text, span in merged.flags:
+            out_m.append(_Member("flag", name, self._where(span), text=text))
+            out_v.append(("flag", merged.flag_values[name][region]))
+        return out_m, out_v
 
     def _raw(self, region: str):
         """A hashable value of everything a region's constructor is made of."""
@@ -130,8 +159,10 @@ class _Ejector:
                 out.append(tuple(v))
             elif kind == "region":
                 out.append(self._raw(v))
-            else:
+            elif kind == "seq":
                 out.append(tuple(tuple(self._raw(i) for i in group) for group in v))
+            else:
+                out.append(v)
         return tuple(out)
 
     def _sequence_items(self, region: str) -> list[str] | None:
@@ -155,13 +186,25 @@ class _Ejector:
         return items if len(steps) == len(items) and prev == out else None
 
     def _runs(self, items: list[str]) -> list[list[str]]:
-        runs: list[list[str]] = []
+        """Consecutive items of one class: a loop where they are built alike, or a first one and
+        a loop over the rest (a stage's projecting block, then its repeats); a table of rows
+        where most differ (DenseNet's growing layers)."""
+        groups: list[list[str]] = []
         for item in items:
             cls = self._class_id_of(item)
-            if runs and self._class_id_of(runs[-1][0]) == cls:
-                runs[-1].append(item)
+            if groups and self._class_id_of(groups[-1][0]) == cls:
+                groups[-1].append(item)
             else:
-                runs.append([item])
+                groups.append([item])
+        runs: list[list[str]] = []
+        for group in groups:
+            alike: list[list[str]] = []
+            for item in group:
+                if alike and self._raw(alike[-1][0]) == self._raw(item):
+                    alike[-1].append(item)
+                else:
+                    alike.append([item])
+            runs += alike if len(alike) <= 2 or any(len(a) > 1 for a in alike) else [group]
         return runs
 
     def _class_id_of(self, region: str) -> int:
@@ -195,40 +238,67 @@ class _Ejector:
 
     # pass B: constructor arguments, children's classes first
     def resolve(self) -> None:
-        for cls in sorted(self.classes.values(), key=lambda c: c.id):
-            flats, columns = [], []
-            for i, (region, values) in enumerate(cls.instances):
-                flat, info = [], []  # info: (hint, attr, leaf node, child region, child parameter)
-                for member, (kind, v) in zip(cls.members, values):
-                    if kind == "leaf":
-                        flat += v
-                        nid = self.leaf_node[(region, member.attr)]
-                        info += [(h, member.attr, nid, None, None) for _, _, h in member.arg_specs]
-                    elif kind == "region":
-                        child = self._class(member.child)
-                        flat += self.resolved[v]
-                        info += [(p, member.attr, None, v, p) for p in child.params]
-                    else:
-                        for (form, cid), group in zip(member.runs, v):
-                            child = self._class(cid)
-                            if form == "range":
-                                flat += self.resolved[group[0]] + [len(group)]
-                                info += [(p, member.attr, None, group[0], p) for p in child.params]
-                                info.append(("depth", member.attr, None, None, None))
-                            else:
-                                flat.append(tuple(tuple(self.resolved[r]) for r in group))
-                                info.append((f"{member.attr}_args", member.attr, None, None, None))
-                flats.append(flat)
-                if i == 0:
-                    columns = [Column([], *item) for item in info]
-            for col_index, col in enumerate(columns):
-                col.values = [f[col_index] for f in flats]
+        for cls in self.bottom_up():
+            columns = []
+            for i, member in enumerate(cls.members):
+                per = [values[i] for _, values in cls.instances]
+                if member.cond is not None:  # the condition first: the part's own columns read its names
+                    columns.append(Column([k != "absent" for k, _ in per], "condition", member.attr, text=member.cond))
+                rows, info = [], None
+                for (region, _), (kind, v) in zip(cls.instances, per):
+                    if kind == "absent":
+                        rows.append(None)
+                        continue
+                    flat, info_ = self._member_columns(region, member, kind, v)
+                    rows.append(flat)
+                    info = info if info is not None else info_
+                for j, item in enumerate(info or []):
+                    columns.append(Column([ABSENT if row is None else row[j] for row in rows], *item))
             regions = [region for region, _ in cls.instances]
             calls = [self._block_call(r) for r in regions]
             if all(c is not None and c.decl is not None for c in calls) and len({c.decl for c in calls}) == 1:
                 self._solve_block(cls, regions, calls, columns)
             else:
                 self._solve_section(cls, regions, columns)
+
+    def _member_columns(self, region: str, member: _Member, kind: str, v) -> tuple[list, list]:
+        """One instance's values of a member's columns, and what each feeds: (hint, attr, leaf
+        node, child region, child parameter[, condition text, block parameter])."""
+        if kind == "leaf":
+            nid = self.leaf_node[(region, member.attr)]
+            return list(v), [(h, member.attr, nid, None, None) for _, _, h in member.arg_specs]
+        if kind == "region":
+            return list(self.resolved[v]), [(p, member.attr, None, v, p) for p in self._class(member.child).params]
+        if kind == "attr":
+            return [v], [(member.attr, member.attr, None, None, None, None, member.attr)]
+        if kind == "flag":
+            return [v], [("flag", member.attr, None, None, None, member.text)]
+        flat, info = [], []
+        for (form, cid), group in zip(member.runs, v):
+            child = self._class(cid)
+            if form == "range":
+                flat += self.resolved[group[0]] + [len(group)]
+                info += [(p, member.attr, None, group[0], p) for p in child.params]
+                info.append(("depth", member.attr, None, None, None))
+            else:
+                flat.append(tuple(tuple(self.resolved[r]) for r in group))
+                info.append((f"{member.attr}_args", member.attr, None, None, None))
+        return flat, info
+
+    def bottom_up(self) -> list[_Class]:
+        """Every class after the classes it builds, in the order the root first uses them."""
+        out, seen = [], set()
+
+        def visit(cls: _Class) -> None:
+            seen.add(cls.id)
+            for m in cls.members:
+                for cid in ([m.child] if m.kind == "region" else [c for _, c in m.runs] if m.kind == "seq" else []):
+                    if cid not in seen:
+                        visit(self._class(cid))
+            out.append(cls)
+
+        visit(self.region_class[""])
+        return out
 
     def _block_call(self, region: str):
         """The call of the block `region` is, or is a part of (a shortcut, a branch), else None."""
@@ -296,6 +366,17 @@ class _Ejector:
             kinds.setdefault(cls.name, []).append(cls)
         names, taken = {}, set()
         for base, variants in kinds.items():
+            main = max((c for c in variants if c.merged is not None), key=lambda c: len(c.instances), default=None)
+            if main is not None:  # the block's class; a structure it cannot build, named by what it lacks
+                decl = self.em.graph.calls[main.instances[0][0]].decl
+                for cls in variants:
+                    suffix = "" if cls is main else variant_suffix(decl, main, cls)
+                    name, k = base + (suffix or ""), 2
+                    while name in taken or (suffix is None and k == 2):
+                        name, k = f"{base}{k}", k + 1
+                    taken.add(name)
+                    names[cls.id] = name
+                continue
             parts = {cls.id: _parts(cls) for cls in variants}
             if any("Shortcut" in p for p in parts.values()):  # the other residual form: no need to say
                 parts = {i: [p for p in ps if p != "Skip"] for i, ps in parts.items()}
@@ -324,12 +405,29 @@ class _Ejector:
 
         lines = []
         last_comment = None
+        optional: tuple | None = None  # (condition, attributes set to None otherwise) of an open `if`
+
+        def close() -> None:
+            if optional is not None:
+                lines.append("        else:")
+                lines.extend(f"            self.{a} = None" for a in optional[1])
+
         for m in cls.members:
+            cond = arg()[0] if m.cond is not None else None
+            if optional is not None and cond != optional[0]:
+                close()
+                optional, last_comment = None, None
+            if cond is not None and optional is None:  # the part's spec line, then its condition
+                lines += [f"        # {m.comment}"] * bool(m.comment) + [f"        if {cond}:"]
+                optional, last_comment = (cond, []), m.comment
+            start = len(lines)
             if m.comment and m.comment != last_comment:  # one comment per spec line, above its layers
                 lines.append(f"        # {m.comment}")
             last_comment = m.comment
             comment = ""
-            if m.kind == "leaf":
+            if m.kind in ("attr", "flag"):  # an activation the block takes; a condition its forward reads
+                expr = arg()[0]
+            elif m.kind == "leaf":
                 args = []
                 for kw, default, _ in m.arg_specs:
                     text, show = arg(default)
@@ -369,6 +467,10 @@ class _Ejector:
                 lines.append(f"        self.{m.attr} = {expr}{comment}")
             else:
                 lines.append(f"        self.add_module({m.attr!r}, {expr}){comment}")
+            if optional is not None:
+                optional[1].append(m.attr)
+                lines[start:] = ["\n".join("    " + x for x in line.split("\n")) for line in lines[start:]]
+        close()
         signature = ", ".join(["self"] + [f"{p}={literal(cls.defaults[p])}" if p in cls.defaults else p
                                           for p in cls.params])
         for name, text, span in reversed(cls.assignments):  # the block's own names, first
@@ -413,11 +515,14 @@ def eject_source(module: ArchModule) -> str:
     if getattr(module, "archdsl_graph", None) is None:
         raise ValueError("this module carries no archdsl graph; build it with archdsl.build")
     with torch.device("meta"):  # the emitter's own leaf modules are only looked at, not kept
-        ej = _Ejector(module)
+        first = _Ejector(module)  # a class per structure, as the emitter makes them
+        first.visit("")
+        # then again, the structures of one block that can be one class merged (eject_variants.py)
+        ej = _Ejector(module, plan(first))
         root = ej.visit("")
     ej.resolve()
     names = ej.class_names()
-    classes = [ej.render_class(c, names) for c in sorted(ej.classes.values(), key=lambda c: c.id)]
+    classes = [ej.render_class(c, names) for c in ej.bottom_up()]
     copied = helpers(ej.used_runtime, [c.forward or "" for c in ej.classes.values()] + classes)
     info = module.archdsl_info
     optimized = " (inference form: archdsl.optimize)" if getattr(module, "archdsl_passes", None) is not None else ""

@@ -26,6 +26,7 @@ from ..frontend import ast
 from ..ir.graph import Graph
 from ..ir.ops import OPS
 from .eject_exprs import evaluate, literal_default, python
+from .torch_ops import _ACTIVATION_CODE
 
 # a leaf module's constructor argument (eject_leaves.leaf's hint) -> the op argument it is
 _OP_ARGUMENT = {"out_channels": "out", "out_features": "out", "kernel_size": "k", "stride": "s", "dilation": "d",
@@ -33,6 +34,31 @@ _OP_ARGUMENT = {"out_channels": "out", "out_features": "out", "kernel_size": "k"
 _INPUT_WIDTH = {"in_channels", "channels", "in_features"}
 _OUTPUT_WIDTH = {"out_channels", "out_features"}
 _IDENTIFIER = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\b(?!\s*\()")
+
+
+class _Absent:
+    """The value of a column for an instance that lacks the member (an optional part)."""
+
+    def __repr__(self) -> str:
+        return "None"
+
+
+ABSENT = _Absent()
+
+
+@dataclass(frozen=True)
+class Code:
+    """A value written as Python code, not as a literal: an activation function (`F.hardswish`)."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+# an activation a block takes as a parameter (`act = relu6`) -> the function the file passes
+ACTIVATIONS = {name: Code(m.group(1)) for name, code in _ACTIVATION_CODE.items()
+               if (m := re.fullmatch(r"([\w.]+)\(\{0\}\)", code))}
 
 
 @dataclass
@@ -45,6 +71,8 @@ class Column:
     node: int | None = None  # a leaf column: the node of the leaf
     child: str | None = None  # a child class's parameter: the first instance's child region
     child_param: str | None = None
+    text: str | None = None  # the expression it must be (a condition of an optional part)
+    param: str | None = None  # the block parameter it is (an activation kept as an attribute)
 
 
 @dataclass
@@ -80,10 +108,15 @@ class BlockArguments:
         self.regions = regions
         self.calls = calls  # per instance: the call of the block it is (or is a part of)
         self.decl: ast.BlockDecl = calls[0].decl
-        self.sites = _call_sites(self.decl)
+        self.sites = call_sites(self.decl)
         scalars = [p.name for p in self.decl.params
                    if all(isinstance(c.args[p.name], (bool, int, float, str)) for c in self.calls)]
         self.env = [{p: c.args[p] for p in scalars} for c in self.calls]
+        for p in self.decl.params:  # an activation is passed as its function (`act=F.hardswish`)
+            if p.name in scalars and not isinstance(p.default, ast.Str) and \
+                    all(env[p.name] in ACTIVATIONS for env in self.env):
+                for env in self.env:
+                    env[p.name] = ACTIVATIONS[env[p.name]]
         self.names: dict[str, None] = {}  # what expressions may read, in order of preference
         if all(c is not None for c in in_channels):
             for env, c in zip(self.env, in_channels):
@@ -94,7 +127,8 @@ class BlockArguments:
         for stmt in self.decl.body.stmts:  # the block's own assignments, where they translate
             if isinstance(stmt, ast.Assign) and stmt.name not in self.names:
                 self._assign(stmt)
-        self.out_text: dict[int, str] = {}  # node -> the expression of its output width
+        self.out_text: dict[str, str] = {}  # a leaf (its scope in the instance) -> the expression of its output width
+        self.region_set = set(regions)
         self.node_text: dict[tuple[int, str], str] = {}  # (leaf node, argument) -> its expression
 
     def _assign(self, stmt: ast.Assign) -> None:
@@ -114,22 +148,29 @@ class BlockArguments:
         if text is None:
             return False
         try:
-            return all(same(evaluate(text, env), v) for env, v in zip(self.env, values))
+            return all(v is ABSENT or same(evaluate(text, env), v) for env, v in zip(self.env, values))
         except Exception:  # noqa: BLE001
             return False
 
     def solve(self, columns: list[Column]) -> Signature:
         slots, extra = [], {}
         for j, col in enumerate(columns):
+            if col.param is not None:
+                for env, v in zip(self.env, col.values):
+                    if v is not ABSENT:
+                        env[col.param] = v
+                slots.append(("expr", col.param))
+                continue
+            present = [v for v in col.values if v is not ABSENT]
             text = self._expression(col)
             if text is not None:
                 slots.append(("expr", text))
                 if col.node is not None:
                     self.node_text[(col.node, col.hint)] = text
                 if col.node is not None and col.hint in _OUTPUT_WIDTH:
-                    self.out_text[col.node] = text
-            elif all(same(v, col.values[0]) for v in col.values):
-                slots.append(("const", col.values[0]))
+                    self.out_text[self._place(self.graph.node(col.node).scope)[1]] = text
+            elif all(same(v, present[0]) for v in present):
+                slots.append(("const", present[0]))
             else:  # a repeat count or a table of rows is never a parameter's value by chance
                 name = None if col.hint == "depth" or col.hint.endswith("_args") else \
                     next((n for n in self.names if self._holds(n, col.values)), None)
@@ -147,7 +188,7 @@ class BlockArguments:
         return Signature(params, defaults, assignments, slots, values, extra)
 
     def _expression(self, col: Column) -> str | None:
-        candidates = []
+        candidates = [col.text] if col.text is not None else []
         if col.node is not None:
             node = self.graph.node(col.node)
             site = self.sites.get((node.span.line, node.span.col)) if node.span is not None else None
@@ -160,14 +201,14 @@ class BlockArguments:
                 d = python(d, self.names) if d is not None else None
                 candidates += ([f"({k} - 1) // 2 * {_atom(d)}"] if d and d != "1" else []) + [f"{_atom(k)} // 2"]
             if col.hint in _INPUT_WIDTH:
-                candidates.append(self._width_into(self.graph.inputs(col.node)))
+                candidates.append(self._width_into(self.graph.inputs(col.node), col.node))
         elif col.child is not None:
             call = self.graph.calls.get(col.child)
             site = self.sites.get((call.span.line, call.span.col)) if call is not None and call.span else None
             if site is not None and call.decl is not None and col.child_param in call.args:
                 candidates.append(_argument(site, call.decl, col.child_param))
             if col.child_param == "in_channels":
-                candidates.append(self._width_into(self._region_inputs(col.child)))
+                candidates.append(self._width_into(self._region_inputs(col.child), col.child))
             elif col.child_param in self.names:  # a part of this block takes this block's names
                 candidates.append(col.child_param)
         for candidate in candidates:
@@ -176,17 +217,28 @@ class BlockArguments:
                 return text
         return None
 
-    def _width_into(self, inputs: list[int]) -> str | None:
+    def _place(self, scope: str) -> tuple[str, str]:
+        """(the instance a scope is in, the scope relative to it): the same layer of every
+        instance has the same relative scope (a merged class's parts come from several)."""
+        parts = scope.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            region = ".".join(parts[:i])
+            if region in self.region_set:
+                return region, ".".join(parts[i:])
+        return "", scope
+
+    def _width_into(self, inputs: list[int], inside: int | str) -> str | None:
         """The expression of the width of the value `inputs[0]`: the output width of the leaf
-        that made it, through layers that keep the width, or `in_channels` from outside."""
-        prefix = self.regions[0] + "."
+        that made it, through layers that keep the width, or `in_channels` from outside.
+        `inside`: the node or region that reads it, in the instance it is read in."""
+        region = self._place(inside if isinstance(inside, str) else self.graph.node(inside).scope)[0]
         src = inputs[0] if inputs else None
         while src is not None:
-            if src in self.out_text:
-                return self.out_text[src]
             node = self.graph.node(src)
-            if not node.scope.startswith(prefix):
+            if not node.scope.startswith(region + "."):
                 return "in_channels"
+            if self._place(node.scope)[1] in self.out_text:
+                return self.out_text[self._place(node.scope)[1]]
             ins = self.graph.inputs(src)
             if not ins or self.graph.node(ins[0]).shape.c != node.shape.c:
                 return None
@@ -225,6 +277,8 @@ class BlockArguments:
             if p.name not in used:
                 continue
             has, value = literal_default(p.default)
+            if isinstance(p.default, ast.Name) and p.default.id in ACTIVATIONS:
+                has, value = True, ACTIVATIONS[p.default.id]
             if has:
                 optional.append(p.name)
                 defaults[p.name] = value
@@ -252,7 +306,7 @@ def _argument(site: ast.CallEl, target, name: str):
     return site.args.positional[i] if i < len(site.args.positional) else None
 
 
-def _call_sites(decl: ast.BlockDecl) -> dict[tuple[int, int], ast.CallEl]:
+def call_sites(decl: ast.BlockDecl) -> dict[tuple[int, int], ast.CallEl]:
     """Every call element of a block's body by where it starts (a node's span is its call's)."""
     out, todo = {}, [decl.body]
     while todo:
