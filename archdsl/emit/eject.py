@@ -6,24 +6,25 @@ same scopes become the same classes with the same `forward` code, and the same l
 
 What the file adds over the live module:
 - a class per kind of scope (block, section, branch), whose instances differ only in numbers;
-  the numbers that differ between instances become constructor arguments, named after the
-  layer argument they first feed (`in_channels`, `stride`, `conv3_out_channels`);
+  a block's class takes the spec's parameters (eject_blocks.py), another scope's the numbers
+  that differ between its instances, named after the layer argument they first feed;
+- one class for a block whose instances differ in structure (a part under `when`, an
+  activation parameter), where it can build each of them exactly (eject_variants.py);
 - repeats and loops stay loops: a numbered container whose items are called one after the
   other is an `nn.Sequential` of list comprehensions (`[Basic(c, c) for _ in range(depth)]`);
 - each class and layer is commented with the spec line it came from.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
 import torch
-from torch import nn
 
 from ..errors import source_line
-from .eject_blocks import ABSENT, BlockArguments, Column, same
-from .eject_leaves import NO_DEFAULT, helpers, leaf, literal
-from .eject_variants import Kind, plan, variant_suffix
+from .eject_blocks import ABSENT, BlockArguments, Column
+from .eject_leaves import helpers, leaf
+from .eject_render import ClassWriter
+from .eject_variants import Kind, plan
 from .torch_module import ArchModule, _Emitter
 
 # ------------------------------------------------------------------------ the class model
@@ -56,7 +57,10 @@ class _Class:
     merged: Kind | None = None  # several structures of a block made one class (eject_variants.py)
 
 
-class _Ejector:
+class _Ejector(ClassWriter):
+    """Collects the classes of a module's scopes (pass A, `visit`), solves their constructor
+    arguments (pass B, `resolve`); writes them as `ClassWriter` (eject_render.py)."""
+
     def __init__(self, module: ArchModule, kinds: dict[str, Kind] | None = None):
         self.module = module
         self.kinds = kinds or {}  # block instance -> the merged class it is one of (eject_variants.py)
@@ -342,167 +346,10 @@ class _Ejector:
         for i, region in enumerate(regions):
             self.resolved[region] = [columns[j].values[i] for _, j in params]
 
-    def _describe(self, cls: _Class, region: str) -> str:
-        kind = cls.doc
-        if region == "":
-            return f"The model `{self.em.graph.name}`"
-        if kind.startswith("block "):
-            return f"Block `{kind.split(' ', 1)[1]}`"
-        name = region.rsplit(".", 1)[-1]
-        if kind in ("loop item", "repeat item"):
-            return f"An item of `{region.rsplit('.', 2)[-2]}`" if "." in region else "An item"
-        return f"`{name}` ({kind})"
-
     def _class(self, cid: int) -> _Class:
         return next(c for c in self.classes.values() if c.id == cid)
 
     # rendering
-    def class_names(self) -> dict[int, str]:
-        """Variants of one kind (a block whose optional parts are there in some instances only)
-        are named by the parts that set them apart: `Basic`, `BasicWithShortcut`; a variant
-        whose output adds its input, `...WithSkip`. Numbered only where that is not enough."""
-        kinds: dict[str, list[_Class]] = {}
-        for cls in sorted(self.classes.values(), key=lambda c: c.id):
-            kinds.setdefault(cls.name, []).append(cls)
-        names, taken = {}, set()
-        for base, variants in kinds.items():
-            main = max((c for c in variants if c.merged is not None), key=lambda c: len(c.instances), default=None)
-            if main is not None:  # the block's class; a structure it cannot build, named by what it lacks
-                decl = self.em.graph.calls[main.instances[0][0]].decl
-                for cls in variants:
-                    suffix = "" if cls is main else variant_suffix(decl, main, cls)
-                    name, k = base + (suffix or ""), 2
-                    while name in taken or (suffix is None and k == 2):
-                        name, k = f"{base}{k}", k + 1
-                    taken.add(name)
-                    names[cls.id] = name
-                continue
-            parts = {cls.id: _parts(cls) for cls in variants}
-            if any("Shortcut" in p for p in parts.values()):  # the other residual form: no need to say
-                parts = {i: [p for p in ps if p != "Skip"] for i, ps in parts.items()}
-            common = set.intersection(*map(set, parts.values()))
-            for cls in variants:
-                extra = [p for p in parts[cls.id] if p not in common]
-                name = base + ("With" + "And".join(extra) if extra else "")
-                k = 2
-                while name in taken:
-                    name, k = f"{base}{''.join(extra) and 'With' + 'And'.join(extra)}{k}", k + 1
-                taken.add(name)
-                names[cls.id] = name
-        return names
-
-    def render_class(self, cls: _Class, names: dict[int, str]) -> str:
-        slots = iter(cls.slots)
-
-        def arg(default=NO_DEFAULT):
-            kind, v = next(slots)
-            if kind == "expr":
-                return v, True
-            return literal(v), not (default is not NO_DEFAULT and same(v, default))
-
-        def call(child: _Class, cname: str) -> str:
-            return _call(cname, child, [arg(child.defaults.get(p, NO_DEFAULT)) for p in child.params])
-
-        lines = []
-        last_comment = None
-        optional: tuple | None = None  # (condition, attributes set to None otherwise) of an open `if`
-
-        def close() -> None:
-            if optional is not None:
-                lines.append("        else:")
-                lines.extend(f"            self.{a} = None" for a in optional[1])
-
-        for m in cls.members:
-            cond = arg()[0] if m.cond is not None else None
-            if optional is not None and cond != optional[0]:
-                close()
-                optional, last_comment = None, None
-            if cond is not None and optional is None:  # the part's spec line, then its condition
-                lines += [f"        # {m.comment}"] * bool(m.comment) + [f"        if {cond}:"]
-                optional, last_comment = (cond, []), m.comment
-            start = len(lines)
-            if m.comment and m.comment != last_comment:  # one comment per spec line, above its layers
-                lines.append(f"        # {m.comment}")
-            last_comment = m.comment
-            comment = ""
-            if m.kind in ("attr", "flag"):  # an activation the block takes; a condition its forward reads
-                expr = arg()[0]
-            elif m.kind == "leaf":
-                args = []
-                for kw, default, _ in m.arg_specs:
-                    text, show = arg(default)
-                    if show:
-                        args.append(text if kw is None else f"{kw}={text}")
-                expr = f"{m.ctor}({', '.join(args)})"
-            elif m.kind == "region":
-                child = self._class(m.child)
-                expr = call(child, names[child.id])
-            else:
-                parts = []
-                for form, cid in m.runs:
-                    child = self._class(cid)
-                    cname = names[cid]
-                    if form == "range":
-                        one = call(child, cname)
-                        count, _ = arg()
-                        parts.append(one if count == "1" else f"*[{one} for _ in range({count})]")
-                    else:
-                        kind, rows = next(slots)
-                        table = rows if kind == "expr" else (
-                            "[\n" + "".join(f"{' ' * 16}{literal(r)},\n" for r in rows) + " " * 12 + "]")
-                        if child.params:
-                            params = ", ".join(child.params)
-                            names_ = params if len(child.params) > 1 else f"({params},)"
-                            one = _call(cname, child, [(p, True) for p in child.params])
-                            parts.append(f"*[{one} for {names_} in {table}]")
-                        else:
-                            parts.append(f"*[{cname}() for _ in {table}]")
-                # nn.Sequential takes its modules as arguments, nn.ModuleList as one list
-                opening, closing = (f"{m.container}([", "])") if m.container == "nn.ModuleList" else \
-                    (f"{m.container}(", ")")
-                one_line = f"{opening}{', '.join(parts)}{closing}"
-                expr = one_line if len(one_line) < 80 and "\n" not in one_line else (
-                    f"{opening}\n" + "".join(f"{' ' * 12}{p},\n" for p in parts) + " " * 8 + closing)
-            if m.attr.isidentifier():
-                lines.append(f"        self.{m.attr} = {expr}{comment}")
-            else:
-                lines.append(f"        self.add_module({m.attr!r}, {expr}){comment}")
-            if optional is not None:
-                optional[1].append(m.attr)
-                lines[start:] = ["\n".join("    " + x for x in line.split("\n")) for line in lines[start:]]
-        close()
-        signature = ", ".join(["self"] + [f"{p}={literal(cls.defaults[p])}" if p in cls.defaults else p
-                                          for p in cls.params])
-        for name, text, span in reversed(cls.assignments):  # the block's own names, first
-            lines[:0] = [f"        # {self._where(span)}", f"        {name} = {text}"]
-        region = cls.instances[0][0]
-        call = self.em.graph.calls.get(region)
-        decl = call.decl if call is not None and cls.doc.startswith("block ") else None
-        where = self._where(decl.span).split(": ", 1)[0] if decl is not None else self._region_where(region)
-        if len(signature) > 90:  # one argument a line, as a formatter would
-            signature = "\n" + "".join(f"{' ' * 12}{a},\n" for a in signature.split(", ")) + " " * 4
-        doc = f'    """{self._describe(cls, region)}{" (" + where + ")" if where else ""}."""\n\n'
-        body = f"class {names[cls.id]}(nn.Module):\n{doc}    def __init__({signature}):\n        super().__init__()\n"
-        body += "\n".join(lines) + ("\n" if lines else "")
-        if cls.forward:
-            body += "\n" + "".join(f"    {line}" if line.strip() else line for line in cls.forward.splitlines(True))
-        return body
-
-
-def _parts(cls: _Class) -> list[str]:
-    """What a class's instances have that a variant may lack: its sub-scopes (`Shortcut`,
-    `Se`), and `Skip` when its output adds its input."""
-    out = ["".join(w[:1].upper() + w[1:] for w in m.attr.split("_")) for m in cls.members if m.kind == "region"]
-    if cls.forward and re.search(r"^\s*\w+ = \w+ \+ x$", cls.forward, re.M):
-        out.append("Skip")
-    return out
-
-
-def _call(cname: str, child: _Class, args: list[tuple[str, bool]]) -> str:
-    """`Child(a, b, c=d)`: arguments with a default by keyword, left out where they equal it."""
-    texts = [text if p not in child.defaults else f"{p}={text}"
-             for p, (text, show) in zip(child.params, args) if show or p not in child.defaults]
-    return f"{cname}({', '.join(texts)})"
 
 
 def _key(v):

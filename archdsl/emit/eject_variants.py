@@ -360,7 +360,8 @@ def _lines(members) -> set[int]:
 
 def variant_suffix(decl: ast.BlockDecl, main, cls) -> str | None:
     """What sets a structure apart from the block's merged class, in the spec's words: the
-    optional lines it lacks (`NoExpand`: `... when expands`) or has (`WithSe`), or None."""
+    optional lines it lacks (`NoExpand`: `... when expands`) or has (`WithSe`), else a layer
+    built otherwise (`WithPaddedConv2d`), or None."""
     optional = [m for m in main.members if m.cond is not None]
     always = _lines([m for m in main.members if m.cond is None and m.kind in ("leaf", "region")])
     mine = _lines([m for m in cls.members if m.kind in ("leaf", "region")])
@@ -377,6 +378,10 @@ def variant_suffix(decl: ast.BlockDecl, main, cls) -> str | None:
             if label not in labels:
                 labels.append(label)
         words += [word + _camel(label) for label in labels]
+    if not words:  # the same parts, other layers: a conv padded apart ("same" padding at stride 2)
+        theirs = {m.attr: m.ctor for m in main.members if m.kind == "leaf"}
+        words = sorted({"With" + m.ctor.removeprefix("nn.") for m in cls.members
+                        if m.kind == "leaf" and theirs.get(m.attr, m.ctor) != m.ctor})
     return "".join(words) or None
 
 
