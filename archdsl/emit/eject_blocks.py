@@ -112,11 +112,7 @@ class BlockArguments:
         scalars = [p.name for p in self.decl.params
                    if all(isinstance(c.args[p.name], (bool, int, float, str)) for c in self.calls)]
         self.env = [{p: c.args[p] for p in scalars} for c in self.calls]
-        for p in self.decl.params:  # an activation is passed as its function (`act=F.hardswish`)
-            if p.name in scalars and not isinstance(p.default, ast.Str) and \
-                    all(env[p.name] in ACTIVATIONS for env in self.env):
-                for env in self.env:
-                    env[p.name] = ACTIVATIONS[env[p.name]]
+        self.code_params: set[str] = set()  # activations passed as functions (`act=F.hardswish`)
         self.names: dict[str, None] = {}  # what expressions may read, in order of preference
         if all(c is not None for c in in_channels):
             for env, c in zip(self.env, in_channels):
@@ -148,21 +144,21 @@ class BlockArguments:
         if text is None:
             return False
         try:
-            return all(v is ABSENT or same(evaluate(text, env), v) for env, v in zip(self.env, values))
+            return all(v is ABSENT or same(_as(evaluate(text, env), v), v) for env, v in zip(self.env, values))
         except Exception:  # noqa: BLE001
             return False
 
     def solve(self, columns: list[Column]) -> Signature:
         slots, extra = [], {}
         for j, col in enumerate(columns):
-            if col.param is not None:
-                for env, v in zip(self.env, col.values):
-                    if v is not ABSENT:
-                        env[col.param] = v
+            if col.param is not None:  # an activation the forward calls (eject_variants.py)
+                self.code_params.add(col.param)
                 slots.append(("expr", col.param))
                 continue
             present = [v for v in col.values if v is not ABSENT]
             text = self._expression(col)
+            if text in self.names and isinstance(present[0], Code):  # a child's activation, passed down
+                self.code_params.add(text)
             if text is not None:
                 slots.append(("expr", text))
                 if col.node is not None:
@@ -180,7 +176,12 @@ class BlockArguments:
                     self.names[name] = None
                     for env, v in zip(self.env, col.values):
                         env[name] = v
+                if isinstance(present[0], Code):
+                    self.code_params.add(name)
                 slots.append(("expr", name))
+        for env in self.env:  # an op's name, where the file passes the function
+            for p in self.code_params:
+                env[p] = ACTIVATIONS.get(env[p], env[p]) if isinstance(env[p], str) else env[p]
         used = self._used({t for kind, t in slots if kind == "expr"})
         assignments = [(n, *self.assignments[n]) for n in self.assignments if n in used]
         params, defaults = self._params(used, extra)
@@ -277,8 +278,8 @@ class BlockArguments:
             if p.name not in used:
                 continue
             has, value = literal_default(p.default)
-            if isinstance(p.default, ast.Name) and p.default.id in ACTIVATIONS:
-                has, value = True, ACTIVATIONS[p.default.id]
+            if isinstance(p.default, ast.Name) and p.default.id in ACTIVATIONS:  # `act = relu6`
+                has, value = True, ACTIVATIONS[p.default.id] if p.name in self.code_params else p.default.id
             if has:
                 optional.append(p.name)
                 defaults[p.name] = value
@@ -286,6 +287,11 @@ class BlockArguments:
                 required.append(p.name)
         head = ["in_channels"] if "in_channels" in used else []
         return head + required + [n for n in extra if n in used] + optional, defaults
+
+
+def _as(value, like):
+    """`value` as a column's values are written: an op's name as its function where they are functions."""
+    return ACTIVATIONS.get(value, value) if isinstance(like, Code) and isinstance(value, str) else value
 
 
 def _atom(text: str) -> str:
