@@ -148,6 +148,11 @@ def test_a_block_is_one_class_with_its_optional_parts_under_the_spec_condition()
         cls = _ejected_namespace(model)["Basic"]
         assert cls(64, 64).shortcut is None
         assert _shapes(cls(64, 128, stride=2)) == _shapes(model.get_submodule("stages.1.blocks.0"))
+    # the inference form too: the add is fused into the second conv, which takes the shortcut's output
+    fused = _class_source(eject_source(archdsl.optimize(model)), "Basic")
+    assert "if stride != 1 or in_channels != out:" in fused
+    assert "shortcut = self.shortcut(x) if self.shortcut is not None else x" in fused
+    assert "self.conv2(conv1, shortcut)" in fused
 
 
 def test_structures_of_one_block_that_differ_in_parts_and_activation_are_one_class():
