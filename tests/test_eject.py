@@ -122,8 +122,10 @@ def test_block_arguments_read_the_call_and_the_width_flowing_in():
     assert "def __init__(self, in_channels, out, stride=1):" in src
     assert "nn.Conv2d(in_channels, out, kernel_size=3, stride=stride, padding=1, bias=False)" in src
     assert "self.bn1 = nn.BatchNorm2d(out)" in src
-    # stages 2-4 start with `first(stride = 2)` (families/resnet.arch): passed by keyword
-    assert "(in_channels, out, stride=2)" in src
+    # each stage starts with `first(stride = i == 0 ? 1 : 2)` (families/resnet.arch): the stage's
+    # class passes its stride by keyword, the root's table gives 1, 2, 2, 2
+    assert "Basic(in_channels, out, stride=stride)" in src
+    assert "(64, 64, 1)," in src and "(64, 128, 2)," in src
     # the shortcut is part of the block and takes the block's names
     assert "self.shortcut = Shortcut(in_channels, out, stride=stride)" in src
 
@@ -142,8 +144,10 @@ def test_a_block_is_one_class_with_its_optional_parts_under_the_spec_condition()
     assert "        if stride != 1 or in_channels != out:\n            self.shortcut = Shortcut(in_channels, out, stride=stride)\n" \
            "        else:\n            self.shortcut = None\n" in basic
     assert "shortcut = self.shortcut(x) if self.shortcut is not None else x" in basic
-    # the first block of stage 2 projects, the second does not: one class, two calls
-    assert "nn.Sequential(Basic(in_channels, out, stride=2), Basic(out, out))" in src
+    # a stage's first block projects (`first(stride = i == 0 ? 1 : 2)`, families/resnet.arch), the
+    # second does not: one class, two calls, and one class for the four stages
+    assert "nn.Sequential(Basic(in_channels, out, stride=stride), Basic(out, out))" in src
+    assert src.count('"""An item of `stages`') == 1
     with torch.device("meta"):
         cls = _ejected_namespace(model)["Basic"]
         assert cls(64, 64).shortcut is None

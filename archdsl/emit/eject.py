@@ -16,6 +16,7 @@ What the file adds over the live module:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -61,9 +62,12 @@ class _Ejector(ClassWriter):
     """Collects the classes of a module's scopes (pass A, `visit`), solves their constructor
     arguments (pass B, `resolve`); writes them as `ClassWriter` (eject_render.py)."""
 
-    def __init__(self, module: ArchModule, kinds: dict[str, Kind] | None = None):
+    def __init__(self, module: ArchModule, kinds: dict[str, Kind] | None = None, firsts: frozenset = frozenset()):
         self.module = module
         self.kinds = kinds or {}  # block instance -> the merged class it is one of (eject_variants.py)
+        # sequences (by path, loop indices as "#") where some instance's first item differs from
+        # the rest: a repeat with `first(...)`, written as a first item and a loop in every instance
+        self.firsts = set(firsts)
         self.em = _Emitter(module.archdsl_graph)
         g = self.em.graph
         self.children: dict[str, list[tuple[str, object]]] = {r: [] for r in self.em.members}
@@ -201,6 +205,10 @@ class _Ejector(ClassWriter):
             else:
                 groups.append([item])
         runs: list[list[str]] = []
+        path = re.sub(r"(?<![^.])\d+(?![^.])", "#", items[0].rsplit(".", 1)[0])
+        raws = [self._raw(i) for i in items]
+        if len(items) > 1 and raws[0] != raws[1] and raws[1:] == raws[2:] + raws[-1:]:
+            self.firsts.add(path)
         for group in groups:
             alike: list[list[str]] = []
             for item in group:
@@ -208,6 +216,8 @@ class _Ejector(ClassWriter):
                     alike[-1].append(item)
                 else:
                     alike.append([item])
+            if group is groups[0] and len(alike) == 1 and len(group) > 1 and path in self.firsts:
+                alike = [group[:1], group[1:]]  # as its sibling sequences: a first item, then the loop
             runs += alike if len(alike) <= 2 or any(len(a) > 1 for a in alike) else [group]
         return runs
 
@@ -365,7 +375,7 @@ def eject_source(module: ArchModule) -> str:
         first = _Ejector(module)  # a class per structure, as the emitter makes them
         first.visit("")
         # then again, the structures of one block that can be one class merged (eject_variants.py)
-        ej = _Ejector(module, plan(first))
+        ej = _Ejector(module, plan(first), frozenset(first.firsts))
         root = ej.visit("")
     ej.resolve()
     names = ej.class_names()
