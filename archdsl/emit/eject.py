@@ -239,16 +239,24 @@ class _Ejector(ClassWriter):
         return self._where(call.span) if call is not None and call.span is not None else self._region_where(region)
 
     def _region_where(self, region: str) -> str:
-        nodes = self.em.members.get(region) or []
-        spans = [self.em.graph.node(n).span for n in nodes if self.em.graph.node(n).span is not None]
-        if not spans:
-            return ""
+        """The lines a scope comes from: a block called in it counts as its call's line (a
+        stage's loop is the line that calls the block, not the block's own lines)."""
+        g = self.em.graph
+        prefix = region + "." if region else ""
+        called = {r for r in g.calls if r.startswith(prefix) and r != region}
+        outer = {r for r in called if not any(r.startswith(o + ".") for o in called if o != r)}
+        spans = [g.calls[r].span for r in outer if g.calls[r].span is not None]
+        for n in self.em.members.get(region) or []:
+            parts = self.em.parts[n]
+            if g.node(n).span is not None and not any(".".join(parts[:i]) in outer for i in range(1, len(parts))):
+                spans.append(g.node(n).span)
         files = {str(s.file) for s in spans}
         if len(files) != 1:
             return ""
         lines = [s.line for s in spans]
-        file = files.pop().replace("<stdlib>/", "")
-        return f"{file}:{min(lines)}" + (f"-{max(lines)}" if max(lines) != min(lines) else "")
+        if max(lines) == min(lines):
+            return self._where(spans[0])
+        return f"{files.pop().replace('<stdlib>/', '')}:{min(lines)}-{max(lines)}"
 
     # pass B: constructor arguments, children's classes first
     def resolve(self) -> None:
