@@ -60,28 +60,3 @@ def small_model(spec, resolution: int = 64) -> nn.Module:
         model = archdsl.build(spec)
     randomize(model)
     return model.eval()
-
-
-def optimized_lowerings(spec) -> set:
-    """The (op, input layouts) pairs of the spec's optimized graph (archdsl.optimize's passes,
-    run on the graph with the tensors of a meta build: which folds apply depends on them)."""
-    from archdsl.passes import PIPELINE, attach_weights, run_passes
-
-    model = archdsl.build(spec, device="meta")
-    g, _ = run_passes(attach_weights(model.archdsl_graph, model), PIPELINE)
-    return {(n.op, tuple(s.layout for s in g.in_shapes(n.id))) for n in g if n.op != "input"}
-
-
-def optimized_representatives(specs=None) -> list:
-    """As `representatives`, for the optimized forms' lowerings (fused layers, and batch norms
-    that stay on their own where no convolution precedes them, as in DenseNet), among
-    `specs` (default: every shipped spec)."""
-    specs = SPECS if specs is None else specs
-    used = {path: optimized_lowerings(path) for path in specs}
-    reps = [p for p in specs if p.stem == "resnet18"]
-    covered = set().union(*(used[p] for p in reps))
-    for path in sorted(specs, key=lambda p: family_and_params(p)[1]):
-        if used[path] - covered:
-            reps.append(path)
-            covered |= used[path]
-    return sorted(reps)
