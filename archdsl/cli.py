@@ -312,6 +312,13 @@ def main(argv: list[str] | None = None) -> int:
         action, what = ("write", "the output") if e.filename is None else ("use", e.filename)
         print(os_error(action, what, e).render(), file=sys.stderr)
         return EXIT_SPEC_ERROR
+    except ModuleNotFoundError as e:  # an install without a dependency (lark is imported on first parse)
+        if args.debug:
+            raise
+        print(f"error: archdsl needs the Python package '{e.name}', which is not installed\n"
+              f"hint: install archdsl with its dependencies: pip install archdsl "
+              f"(in a checkout: pip install -e .)", file=sys.stderr)
+        return EXIT_SPEC_ERROR
     except Exception as e:  # an archdsl bug, not the user's: no traceback unless asked
         if args.debug:
             raise

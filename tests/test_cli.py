@@ -65,3 +65,20 @@ def test_summary_without_importing_torch():
     # LeViT-128S: 0.609 GFLOPs at 224 (shared/reference/models.md, FlopCounterMode, HF)
     assert round(summary["flops"] / 1e9, 3) == 0.609 and summary["receptive_field"]["whole"]
     assert {"layer", "output", "params", "flops", "rf_size", "rf_stride"} <= set(summary["layers"][0])
+
+
+def test_a_missing_dependency_is_named_not_an_internal_error(tmp_path):
+    """lark is imported on the first parse (parsed files are cached): an install without it
+    says which package to install, with no traceback."""
+    blocker = ("import sys, importlib.abc\n"
+               "class Block(importlib.abc.MetaPathFinder):\n"
+               "    def find_spec(self, name, path, target=None):\n"
+               "        if name == 'lark' or name.startswith('lark.'): raise ModuleNotFoundError(\"No module named 'lark'\", name='lark')\n"
+               "sys.meta_path.insert(0, Block())\n"
+               "from archdsl.cli import main\n"
+               "sys.exit(main(['check', 'specs/resnet18.arch']))\n")
+    r = subprocess.run([sys.executable, "-c", blocker], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env={**__import__("os").environ, "ARCHDSL_CACHE_DIR": ""})  # no cache: a parse is needed
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("error: archdsl needs the Python package 'lark', which is not installed\nhint: ")
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
