@@ -97,6 +97,18 @@ def _last_items(d: dict, n: int) -> list:
     return out[::-1]
 
 
+def _added_under(sub: str, d: dict, before: int) -> list | None:
+    """The entries added to `d` since it had `before`, keyed relative to `sub` (None when one
+    is not strictly inside `sub`: the call touched something outside its scope)."""
+    out = []
+    for scope, value in _last_items(d, len(d) - before):
+        rel = _relative(sub, scope)
+        if not rel:
+            return None
+        out.append((rel, value))
+    return out
+
+
 class Templates:
     """A mixin of `Elaborator` (builder.py): `_instance` elaborates a block's body in its scope,
     through a template when it can."""
@@ -136,18 +148,10 @@ class Templates:
             nodes.append((rel, node.op, node.attrs, args, node.span, node.shape))
         if out not in index:
             return None
-        scopes = []
-        for scope, kind in _last_items(graph.scopes, len(graph.scopes) - scopes0):
-            rel = _relative(sub, scope)
-            if not rel:
-                return None
-            scopes.append((rel, kind))
-        calls = []
-        for scope, call in _last_items(graph.calls, len(graph.calls) - calls0):
-            rel = _relative(sub, scope)
-            if not rel:
-                return None
-            calls.append((rel, call))
+        scopes = _added_under(sub, graph.scopes, scopes0)
+        calls = _added_under(sub, graph.calls, calls0)
+        if scopes is None or calls is None:
+            return None
         depth = len(self._use_sites)
         warnings = [(w, depth) for w in self.warnings[warnings0:]]
         own_call = graph.calls.get(sub)
