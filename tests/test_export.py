@@ -8,7 +8,8 @@ What runs on which spec (the zoo grows; the budget does not):
   torch.save/torch.load in a fresh process (plain, optimized, FX), jit.script, jit.trace,
   torch.export with a dynamic batch (plain and optimized), outputs equal to the module's;
   ONNX checked with onnxruntime (`slow`; the optimized form on the three specs whose
-  inference layers differ, ONNX_OPTIMIZED).
+  inference layers differ, ONNX_OPTIMIZED);
+- googlenet with its auxiliary heads at 96 px: jit.script, train and eval outputs.
 """
 from __future__ import annotations
 
@@ -162,6 +163,25 @@ def test_pickle_round_trip_in_process():
         buf.seek(0)
         with torch.no_grad():
             assert torch.equal(torch.load(buf, weights_only=False)(x), module(x))
+
+
+def test_jit_script_with_auxiliary_heads():
+    """A root forward that returns the heads' tuple in training and the logits in eval
+    compiles (its return types are declared) and returns the same as the module in both."""
+    model = archdsl.build("googlenet", resolution=96, aux_logits=True, dropout=0.0, aux_dropout=0.0)
+    randomize(model)
+    scripted = torch.jit.script(model)
+    x = torch.randn(2, *model.archdsl_info["input_shape"], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.train(), scripted.train()
+        want, got = model(x), scripted(x)
+        assert isinstance(got, tuple) and len(got) == len(want) == 3
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
+            _assert_close(a, b, f"jit.script training output {i}")
+        model.eval(), scripted.eval()
+        got = scripted(x)
+        assert isinstance(got, torch.Tensor)
+        _assert_close(got, model(x), "jit.script eval")
 
 
 # ------------------------------------------------------------------------------ ONNX
