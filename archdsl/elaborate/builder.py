@@ -102,6 +102,7 @@ class Elaborator(Combinators, Templates):
         # root environments take it from `_global`'s object (see environment.Env)
         self.evaluation = Evaluation(limits.max_work)
         self._params = 0
+        self._templates: dict = {}  # block call key -> Template or None (templates.py)
 
     # ------------------------------------------------------------------ entry
     def elaborate(self, model: str | None = None, overrides: dict[str, Any] | None = None) -> Graph:

@@ -116,7 +116,7 @@ class Templates:
     def _instance(self, decl, env, sub: str, x: int) -> int:
         graph = self.graph
         key = call_key(decl, env.vars, graph.node(x).shape) if sub and not self._used.get(sub) else None
-        templates = self.__dict__.setdefault("_templates", {})
+        templates = self._templates
         template = templates.get(key) if key is not None else None
         if template is not None and self._fits(template):
             return self._replay(template, sub, x)
