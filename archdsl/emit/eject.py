@@ -11,7 +11,9 @@ What the file adds over the live module:
 - one class for a block whose instances differ in structure (a part under `when`, an
   activation parameter), where it can build each of them exactly (eject_variants.py);
 - repeats and loops stay loops: a numbered container whose items are called one after the
-  other is an `nn.Sequential` of list comprehensions (`[Basic(c, c) for _ in range(depth)]`);
+  other is an `nn.Sequential` of list comprehensions (`[Basic(c, c) for _ in range(d - 1)]`);
+  a named loop's items are one class of the loop's variables, built in a loop over the spec's
+  rows (eject_loops.py);
 - each class and layer is commented with the spec line it came from.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from ..errors import source_line
 from .eject_blocks import ABSENT, BlockArguments, Column
 from .eject_leaves import helpers, leaf
+from .eject_loops import with_loop_items
 from .eject_render import ClassWriter
 from .eject_variants import Kind, plan
 from .torch_module import ArchModule, _Emitter
@@ -68,7 +71,7 @@ class _Ejector(ClassWriter):
         # sequences (by path, loop indices as "#") where some instance's first item differs from
         # the rest: a repeat with `first(...)`, written as a first item and a loop in every instance
         self.firsts = set(firsts)
-        self.em = _Emitter(module.archdsl_graph)
+        self.em = _Emitter(with_loop_items(module.archdsl_graph))  # a loop's items as a block's (eject_loops.py)
         g = self.em.graph
         self.children: dict[str, list[tuple[str, object]]] = {r: [] for r in self.em.members}
         seen: set[str] = set()
@@ -295,16 +298,17 @@ class _Ejector(ClassWriter):
             return [v], [(member.attr, member.attr, None, None, None, None, member.attr)]
         if kind == "flag":
             return [v], [("flag", member.attr, None, None, None, member.text)]
-        flat, info = [], []
+        flat, info, before = [], [], 0
         for (form, cid), group in zip(member.runs, v):
             child = self._class(cid)
             if form == "range":
                 flat += self.resolved[group[0]] + [len(group)]
                 info += [(p, member.attr, None, group[0], p) for p in child.params]
-                info.append(("depth", member.attr, None, None, None))
+                info.append(("depth", member.attr, None, None, None, None, None, before))
             else:
                 flat.append(tuple(tuple(self.resolved[r]) for r in group))
                 info.append((f"{member.attr}_args", member.attr, None, None, None))
+            before += len(group)
         return flat, info
 
     def bottom_up(self) -> list[_Class]:

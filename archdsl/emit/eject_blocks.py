@@ -18,6 +18,7 @@ to the value that instance was built with: the file builds exactly the archdsl m
 """
 from __future__ import annotations
 
+import ast as pyast
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
@@ -73,6 +74,7 @@ class Column:
     child_param: str | None = None
     text: str | None = None  # the expression it must be (a condition of an optional part)
     param: str | None = None  # the block parameter it is (an activation kept as an attribute)
+    before: int = 0  # a repeat count: how many items of its sequence come before the loop
 
 
 @dataclass
@@ -109,6 +111,7 @@ class BlockArguments:
         self.calls = calls  # per instance: the call of the block it is (or is a part of)
         self.decl: ast.BlockDecl = calls[0].decl
         self.sites = call_sites(self.decl)
+        self.firsts = first_args(self.decl)
         scalars = [p.name for p in self.decl.params
                    if all(isinstance(c.args[p.name], (bool, int, float, str)) for c in self.calls)]
         self.env = [{p: c.args[p] for p in scalars} for c in self.calls]
@@ -159,7 +162,9 @@ class BlockArguments:
             text = self._expression(col)
             if text in self.names and isinstance(present[0], Code):  # a child's activation, passed down
                 self.code_params.add(text)
-            if text is not None:
+            if text is not None and _is_literal(text):  # `bias=true`: a constant, left out where it is the default
+                slots.append(("const", present[0]))
+            elif text is not None:
                 slots.append(("expr", text))
                 if col.node is not None:
                     self.node_text[(col.node, col.hint)] = text
@@ -174,7 +179,7 @@ class BlockArguments:
                     name = self._fresh(col, extra)
                     extra[name] = j
                     self.names[name] = None
-                    for env, v in zip(self.env, col.values):
+                    for env, v in zip(self.env, _filled(col.values, columns[j + 1:])):
                         env[name] = v
                 if isinstance(present[0], Code):
                     self.code_params.add(name)
@@ -190,6 +195,10 @@ class BlockArguments:
 
     def _expression(self, col: Column) -> str | None:
         candidates = [col.text] if col.text is not None else []
+        if col.hint == "depth":  # the spec's count: `x n`, `blocks for j in range(d)`; `n - 1` after a first item
+            count = repeat_count(self.decl, col.attr)
+            text = python(count, self.names) if count is not None else None
+            candidates += [text if not col.before or text is None else f"{_atom(text)} - {col.before}"]
         if col.node is not None:
             node = self.graph.node(col.node)
             site = self.sites.get((node.span.line, node.span.col)) if node.span is not None else None
@@ -207,7 +216,10 @@ class BlockArguments:
             call = self.graph.calls.get(col.child)
             site = self.sites.get((call.span.line, call.span.col)) if call is not None and call.span else None
             if site is not None and call.decl is not None and col.child_param in call.args:
-                candidates.append(_argument(site, call.decl, col.child_param))
+                # a repeat's first item: `first(stride = i == 0 ? 1 : 2)` before the call's own
+                first = self.firsts.get((call.span.line, call.span.col)) if col.child.endswith(".0") else None
+                given = next((k.value for k in first.keyword if k.name == col.child_param), None) if first else None
+                candidates.append(given if given is not None else _argument(site, call.decl, col.child_param))
             if col.child_param == "in_channels":
                 candidates.append(self._width_into(self._region_inputs(col.child), col.child))
             elif col.child_param in self.names:  # a part of this block takes this block's names
@@ -289,9 +301,30 @@ class BlockArguments:
         return head + required + [n for n in extra if n in used] + optional, defaults
 
 
+def _filled(values: list, later: list[Column]) -> list:
+    """A column of an optional part (ABSENT where an instance lacks it) as a later column that
+    agrees with it wherever the part is there: the Downsample's width, which the blocks after it
+    take too, is an argument of every instance."""
+    if not any(v is ABSENT for v in values):
+        return values
+    for col in later:
+        if not any(v is ABSENT for v in col.values) and all(
+                v is ABSENT or same(v, w) for v, w in zip(values, col.values)):
+            return col.values
+    return values
+
+
 def _as(value, like):
     """`value` as a column's values are written: an op's name as its function where they are functions."""
     return ACTIVATIONS.get(value, value) if isinstance(like, Code) and isinstance(value, str) else value
+
+
+def _is_literal(text: str) -> bool:
+    try:
+        pyast.literal_eval(text)
+        return True
+    except (ValueError, SyntaxError):
+        return False
 
 
 def _atom(text: str) -> str:
@@ -310,6 +343,45 @@ def _argument(site: ast.CallEl, target, name: str):
         [f for f in target.attrs.model_fields if not f.startswith("_")]
     i = order.index(name) if name in order else len(site.args.positional)
     return site.args.positional[i] if i < len(site.args.positional) else None
+
+
+def repeat_count(decl: ast.BlockDecl, container: str) -> ast.Expr | None:
+    """The count of the repeat or loop of a block's body that makes the container `container`:
+    `b(...) x n` (`blocks`, or its alias) gives `n`, `blocks for j in range(d)` gives `d`."""
+    todo = [decl.body]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, ast.NamedLoop) and item.name == container:
+            it = item.iterable
+            if isinstance(it, ast.CallExpr) and isinstance(it.func, ast.Name) and it.func.id == "range" \
+                    and len(it.args.positional) == 1 and not it.args.keyword:
+                return it.args.positional[0]
+            return None
+        if isinstance(item, ast.ChainStmt) and item.repeat is not None:
+            first = item.elements[0]
+            single = len(item.elements) == 1 and isinstance(first, ast.CallEl)
+            if ((first.alias if single else None) or "blocks") == container:
+                return item.repeat.count
+        if is_dataclass(item) and not isinstance(item, ast.EXPR_TYPES):
+            todo.extend(getattr(item, f.name) for f in fields(item))
+        elif isinstance(item, tuple):
+            todo.extend(item)
+    return None
+
+
+def first_args(decl: ast.BlockDecl) -> dict[tuple[int, int], ast.Args]:
+    """The `first(...)` arguments of each repeated call of a block's body, by where the call starts."""
+    out, todo = {}, [decl.body]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, ast.ChainStmt) and item.repeat is not None and item.repeat.first is not None:
+            el = item.elements[0]
+            out[(el.span.line, el.span.col)] = item.repeat.first
+        if is_dataclass(item) and not isinstance(item, ast.EXPR_TYPES):
+            todo.extend(getattr(item, f.name) for f in fields(item))
+        elif isinstance(item, tuple):
+            todo.extend(item)
+    return out
 
 
 def call_sites(decl: ast.BlockDecl) -> dict[tuple[int, int], ast.CallEl]:

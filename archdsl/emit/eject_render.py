@@ -10,6 +10,7 @@ import re
 
 from .eject_blocks import same
 from .eject_leaves import NO_DEFAULT, literal
+from .eject_loops import is_block, loop_index, threaded_loop
 from .eject_variants import variant_suffix
 
 
@@ -38,7 +39,7 @@ class ClassWriter:
             main = max(variants, key=lambda c: (c.merged is not None, len(c.instances), -c.id))
             call = self.em.graph.calls.get(main.instances[0][0])
             if len(variants) > 1 and call is not None and call.decl is not None and \
-                    all(c.doc.startswith("block ") for c in variants):
+                    all(is_block(c.doc) for c in variants):
                 # the block's class; a structure it cannot build, named by what sets it apart
                 decl = call.decl
                 for cls in variants:
@@ -110,7 +111,7 @@ class ClassWriter:
                 child = self._class(m.child)
                 expr = call(child, names[child.id])
             else:
-                parts = []
+                parts, loop = [], None
                 for form, cid in m.runs:
                     child = self._class(cid)
                     cname = names[cid]
@@ -127,6 +128,10 @@ class ClassWriter:
                             names_ = params if len(child.params) > 1 else f"({params},)"
                             one = _call(cname, child, [(p, True) for p in child.params])
                             parts.append(f"*[{one} for {names_} in {table}]")
+                            if len(m.runs) == 1 and kind == "const" and m.attr.isidentifier() and \
+                                    not {m.attr, "in_channels", *child.params} & set(cls.params):
+                                loop = threaded_loop(m.attr, m.container, one, child.params, rows,
+                                                     self._loop_index(child), literal)
                         else:
                             parts.append(f"*[{cname}() for _ in {table}]")
                 # nn.Sequential takes its modules as arguments, nn.ModuleList as one list
@@ -135,7 +140,9 @@ class ClassWriter:
                 one_line = f"{opening}{', '.join(parts)}{closing}"
                 expr = one_line if len(one_line) < 80 and "\n" not in one_line else (
                     f"{opening}\n" + "".join(f"{' ' * 12}{p},\n" for p in parts) + " " * 8 + closing)
-            if m.attr.isidentifier():
+            if m.kind == "seq" and loop is not None:  # a loop over the spec's rows (eject_loops.py)
+                lines += [f"        {line}" for line in "\n".join(loop).split("\n")]
+            elif m.attr.isidentifier():
                 lines.append(f"        self.{m.attr} = {expr}{comment}")
             else:
                 lines.append(f"        self.add_module({m.attr!r}, {expr}){comment}")
@@ -149,7 +156,7 @@ class ClassWriter:
             lines[:0] = [f"        # {self._where(span)}", f"        {name} = {text}"]
         region = cls.instances[0][0]
         call = self.em.graph.calls.get(region)
-        decl = call.decl if call is not None and cls.doc.startswith("block ") else None
+        decl = call.decl if call is not None and is_block(cls.doc) else None
         where = self._where(decl.span).split(": ", 1)[0] if decl is not None else self._region_where(region)
         if len(signature) > 90:  # one argument a line, as a formatter would
             signature = "\n" + "".join(f"{' ' * 12}{a},\n" for a in signature.split(", ")) + " " * 4
@@ -160,6 +167,14 @@ class ClassWriter:
             body += "\n" + "".join(f"    {line}" if line.strip() else line for line in cls.forward.splitlines(True))
         return body
 
+
+
+    def _loop_index(self, cls: _Class) -> str | None:
+        """The variable of a loop item's class that numbers the items (`i` of `for i, d in
+        depths`), where the loop binds one."""
+        call = self.em.graph.calls.get(cls.instances[0][0])
+        loop = getattr(call.decl, "loop", None) if call is not None else None
+        return loop_index(loop) if loop is not None else None
 
 
 def _parts(cls: _Class) -> list[str]:
