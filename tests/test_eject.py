@@ -225,3 +225,45 @@ def test_a_loop_item_builds_its_optional_part_under_the_spec_condition_on_the_in
         cls = _ejected_namespace(model)["Stage"]
         assert _shapes(cls(96, 0, 3, 96)) == _shapes(model.get_submodule("stages.0"))
         assert _shapes(cls(192, 2, 9, 384)) == _shapes(model.get_submodule("stages.2"))
+
+
+def test_scopes_that_differ_only_in_the_numbers_of_their_forward_are_one_class():
+    # blocks/shufflenet.arch: `branch1 { if stride == 1 { chunk(0, 2) } ... }` splits the unit's
+    # input in half (58, 116, 232 channels in the three stages); blocks/mobilevit.arch folds the
+    # patches back to the stage's map (32, 16, 8 px); blocks/levit.arch subsamples a token grid
+    src = eject_source(archdsl.build("shufflenet_v2_x1_0", device="meta"))
+    # one class per structure (the stride-2 unit's branches and the stride-1 unit's), not one per stage
+    assert len(re.findall(r"class Branch\d+\(", src)) == 4 and src.count('"""An item of `stages`') == 1
+    assert "chunk1 = channel_chunk(x, 0, self.half, True)" in src and "        self.half = half\n" in src
+    model = archdsl.build("mobilevit_xxs", device="meta")
+    src = eject_source(model)
+    assert "class GlobalRep2" not in src and "class MobileViT2" not in src
+    rep = _class_source(src, "GlobalRep")
+    assert "fold1 = fold_patches(layernorm1, 2, 2, self.h, self.h)" in rep and "        self.h = h\n" in rep
+    # families/levit.arch: `stages for i, d in depths { downsample { ... } when i > 0 ... }`: the
+    # stages' downsamples subsample 14x14 and 7x7 grids, and are one class, as the stages are
+    levit = eject_source(archdsl.build("levit_128s", device="meta"))
+    assert "class Queries2" not in levit and levit.count('"""An item of `stages`') == 1
+    assert "subsample1 = x.unflatten(1, (self.size, self.size))[:, ::2, ::2].flatten(1, 2)" in levit
+    with torch.device("meta"):
+        cls = _ejected_namespace(model)["GlobalRep"]
+        # stages.3.blocks.1 (the second loop's i = 1): mobilevit(64, 80, 4) after the stage's strided
+        # inverted residual to 64 channels, on a 16x16 map
+        built = cls(64, 64, 80, 4, 16)
+        assert built.h == 16 and _shapes(built) == _shapes(model.get_submodule("stages.3.blocks.1.global_rep"))
+
+
+def test_a_repeat_of_one_is_its_siblings_first_item_with_an_empty_loop():
+    # families/mobilevit.arch: `stages for i, n in [1, 3] {
+    #   inverted_residual(widths[1 + i], expand=expand, act=silu) x n first(stride = i == 0 ? 1 : 2)`
+    model = archdsl.build("mobilevit_xxs", device="meta")
+    src = eject_source(model)
+    stage = _class_source(src, "Stage2")
+    assert "def __init__(self, in_channels, i, n, out):" in stage
+    assert ("InvertedResidual(in_channels, out, stride=1 if i == 0 else 2, expand=2),\n"
+            "            *[InvertedResidual(out, out, expand=2) for _ in range(n - 1)],") in stage
+    assert "Stage2(16, 0, 1, 16),\n            Stage2(16, 1, 3, 24)," in src
+    with torch.device("meta"):
+        cls = _ejected_namespace(model)["Stage2"]
+        assert _shapes(cls(16, 0, 1, 16)) == _shapes(model.get_submodule("stages.0"))
+        assert _shapes(cls(16, 1, 3, 24)) == _shapes(model.get_submodule("stages.1"))

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import ast as pyast
 import re
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..frontend import ast
 from ..ir.graph import Graph
 from ..ir.ops import OPS
 from .eject_exprs import evaluate, literal_default, python
+from .eject_spec import call_sites, first_args, repeat_count
 from .torch_ops import _ACTIVATION_CODE
 
 # a leaf module's constructor argument (eject_leaves.leaf's hint) -> the op argument it is
@@ -34,6 +35,7 @@ _OP_ARGUMENT = {"out_channels": "out", "out_features": "out", "kernel_size": "k"
                 "groups": "g", "bias": "bias", "eps": "eps", "init": "init"}
 _INPUT_WIDTH = {"in_channels", "channels", "in_features"}
 _OUTPUT_WIDTH = {"out_channels", "out_features"}
+_WIDTH = _INPUT_WIDTH | _OUTPUT_WIDTH | {"out"}  # `out`: the blocks' own name for it
 _IDENTIFIER = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\b(?!\s*\()")
 
 
@@ -75,6 +77,7 @@ class Column:
     text: str | None = None  # the expression it must be (a condition of an optional part)
     param: str | None = None  # the block parameter it is (an activation kept as an attribute)
     before: int = 0  # a repeat count: how many items of its sequence come before the loop
+    first: bool = False  # ... of a first item, which a loop over the rest follows: always one
 
 
 @dataclass
@@ -143,11 +146,15 @@ class BlockArguments:
         self.names[stmt.name] = None
         self.assignments[stmt.name] = (text, stmt.span)
 
-    def _holds(self, text: str | None, values: list) -> bool:
+    def _holds(self, text: str | None, values: list, strict: bool = False) -> bool:
+        """Whether `text` gives each instance's value; `strict`: as the same kind of value (a
+        name that holds a side is not a pair of sides that some constructor keeps as a tuple)."""
         if text is None:
             return False
         try:
-            return all(v is ABSENT or same(_as(evaluate(text, env), v), v) for env, v in zip(self.env, values))
+            return all(v is ABSENT or same(got := _as(evaluate(text, env), v), v) and
+                       (not strict or isinstance(got, (tuple, list)) == isinstance(v, (tuple, list)))
+                       for env, v in zip(self.env, values))
         except Exception:  # noqa: BLE001
             return False
 
@@ -158,7 +165,7 @@ class BlockArguments:
                 self.code_params.add(col.param)
                 slots.append(("expr", col.param))
                 continue
-            present = [v for v in col.values if v is not ABSENT]
+            present = [v for v in col.values if v is not ABSENT] or [None]  # an argument no instance has
             text = self._expression(col)
             if text in self.names and isinstance(present[0], Code):  # a child's activation, passed down
                 self.code_params.add(text)
@@ -170,11 +177,13 @@ class BlockArguments:
                     self.node_text[(col.node, col.hint)] = text
                 if col.node is not None and col.hint in _OUTPUT_WIDTH:
                     self.out_text[self._place(self.graph.node(col.node).scope)[1]] = text
-            elif all(same(v, present[0]) for v in present):
-                slots.append(("const", present[0]))
+            elif all(same(v, present[0]) for v in present) and not (
+                    ABSENT in col.values and present != [None] and col.hint in _WIDTH and any(
+                        self._holds(n, col.values, True) for n in self.names)):
+                slots.append(("const", present[0]))  # (a width some instances lack is a name where one holds)
             else:  # a repeat count or a table of rows is never a parameter's value by chance
                 name = None if col.hint == "depth" or col.hint.endswith("_args") else \
-                    next((n for n in self.names if self._holds(n, col.values)), None)
+                    next((n for n in self.names if self._holds(n, col.values, strict=True)), None)
                 if name is None:
                     name = self._fresh(col, extra)
                     extra[name] = j
@@ -195,7 +204,8 @@ class BlockArguments:
 
     def _expression(self, col: Column) -> str | None:
         candidates = [col.text] if col.text is not None else []
-        if col.hint == "depth":  # the spec's count: `x n`, `blocks for j in range(d)`; `n - 1` after a first item
+        if col.hint == "depth" and not col.first and any(col.values):  # the count: `x n`, `range(d)`; `n - 1`
+            # after a first item (none where no instance loops: it is left out)
             count = repeat_count(self.decl, col.attr)
             text = python(count, self.names) if count is not None else None
             candidates += [text if not col.before or text is None else f"{_atom(text)} - {col.before}"]
@@ -343,56 +353,3 @@ def _argument(site: ast.CallEl, target, name: str):
         [f for f in target.attrs.model_fields if not f.startswith("_")]
     i = order.index(name) if name in order else len(site.args.positional)
     return site.args.positional[i] if i < len(site.args.positional) else None
-
-
-def repeat_count(decl: ast.BlockDecl, container: str) -> ast.Expr | None:
-    """The count of the repeat or loop of a block's body that makes the container `container`:
-    `b(...) x n` (`blocks`, or its alias) gives `n`, `blocks for j in range(d)` gives `d`."""
-    todo = [decl.body]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, ast.NamedLoop) and item.name == container:
-            it = item.iterable
-            if isinstance(it, ast.CallExpr) and isinstance(it.func, ast.Name) and it.func.id == "range" \
-                    and len(it.args.positional) == 1 and not it.args.keyword:
-                return it.args.positional[0]
-            return None
-        if isinstance(item, ast.ChainStmt) and item.repeat is not None:
-            first = item.elements[0]
-            single = len(item.elements) == 1 and isinstance(first, ast.CallEl)
-            if ((first.alias if single else None) or "blocks") == container:
-                return item.repeat.count
-        if is_dataclass(item) and not isinstance(item, ast.EXPR_TYPES):
-            todo.extend(getattr(item, f.name) for f in fields(item))
-        elif isinstance(item, tuple):
-            todo.extend(item)
-    return None
-
-
-def first_args(decl: ast.BlockDecl) -> dict[tuple[int, int], ast.Args]:
-    """The `first(...)` arguments of each repeated call of a block's body, by where the call starts."""
-    out, todo = {}, [decl.body]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, ast.ChainStmt) and item.repeat is not None and item.repeat.first is not None:
-            el = item.elements[0]
-            out[(el.span.line, el.span.col)] = item.repeat.first
-        if is_dataclass(item) and not isinstance(item, ast.EXPR_TYPES):
-            todo.extend(getattr(item, f.name) for f in fields(item))
-        elif isinstance(item, tuple):
-            todo.extend(item)
-    return out
-
-
-def call_sites(decl: ast.BlockDecl) -> dict[tuple[int, int], ast.CallEl]:
-    """Every call element of a block's body by where it starts (a node's span is its call's)."""
-    out, todo = {}, [decl.body]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, ast.CallEl):
-            out[(item.span.line, item.span.col)] = item
-        if is_dataclass(item):
-            todo.extend(getattr(item, f.name) for f in fields(item))
-        elif isinstance(item, tuple):
-            todo.extend(item)
-    return out

@@ -11,10 +11,16 @@ the values the item bound (`Graph.loop_items`, recorded by the elaborator).
 
 An item whose body is a single block call is that block's scope (the elaborator collapses it):
 it stays that block's instance.
+
+`Sequences` (a part of the ejector) splits a numbered container's items into runs of one class
+(a first item, then a loop over the rest: `range(n - 1)`, empty where an instance has one item
+only, so that it is built by its siblings' class); `threaded_loop` writes a loop item's container
+as a for loop over the spec's rows.
 """
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 
 from ..frontend import ast
@@ -62,6 +68,62 @@ def is_block(kind: str) -> bool:
     return kind.startswith("block ") or kind == "loop item"
 
 
+class Sequences:
+    """A part of `eject._Ejector`: a numbered container's items as runs of one class each (a
+    loop where they are built alike), split off to keep each file readable. It reads the
+    ejector's `children`, `em`, `firsts`, `_raw` and `_class_id_of`."""
+
+    def _sequence_items(self, region: str) -> list[str] | None:
+        """The items of a numbered container ("0", "1", ...) that is a chain of its items (or a
+        plain list of them, when not callable), else None."""
+        kids = self.children[region]
+        if not kids or any(k != "region" for k, _ in kids):
+            return None
+        items = [r for _, r in kids]
+        if [r.rsplit(".", 1)[-1] for r in items] != [str(i) for i in range(len(items))]:
+            return None
+        if self.em.callable.get(region) is None:
+            return items
+        steps = list(self.em.steps(region))
+        inp, out = self.em.callable[region]
+        prev = inp
+        for step, item in zip(steps, items):
+            if step[0] != "call" or step[1] != item or step[3] != prev:
+                return None
+            prev = step[4]
+        return items if len(steps) == len(items) and prev == out else None
+
+    def _runs(self, items: list[str]) -> list[list[str]]:
+        """Consecutive items of one class: a loop where they are built alike, or a first one and
+        a loop over the rest (a stage's projecting block, then its repeats); a table of rows
+        where most differ (DenseNet's growing layers)."""
+        groups: list[list[str]] = []
+        for item in items:
+            cls = self._class_id_of(item)
+            if groups and self._class_id_of(groups[-1][0]) == cls:
+                groups[-1].append(item)
+            else:
+                groups.append([item])
+        runs: list[list[str]] = []
+        path = re.sub(r"(?<![^.])\d+(?![^.])", "#", items[0].rsplit(".", 1)[0])
+        raws = [self._raw(i) for i in items]
+        if len(items) == 1 and path in self.firsts:  # a first item and no more, as its siblings' first and rest
+            return [items, []]
+        if len(items) > 1 and raws[0] != raws[1] and raws[1:] == raws[2:] + raws[-1:]:
+            self.firsts.add(path)
+        for group in groups:
+            alike: list[list[str]] = []
+            for item in group:
+                if alike and self._raw(alike[-1][0]) == self._raw(item):
+                    alike[-1].append(item)
+                else:
+                    alike.append([item])
+            if group is groups[0] and len(alike) == 1 and len(group) > 1 and path in self.firsts:
+                alike = [group[:1], group[1:]]  # as its sibling sequences: a first item, then the loop
+            runs += alike if len(alike) <= 2 or any(len(a) > 1 for a in alike) else [group]
+        return runs
+
+
 def threaded_loop(attr: str, container: str, call: str, params: list[str], rows: tuple, index: str | None,
                   literal) -> list[str] | None:
     """A container of items built in a loop over the spec's rows, the width flowing from one item
@@ -93,7 +155,7 @@ def threaded_loop(attr: str, container: str, call: str, params: list[str], rows:
         target = f"({target})"
     table = "[" + ", ".join(literal(v) for v in values) + "]"
     if len(table) > 70:
-        table = "[\n" + "".join(f"{' ' * 12}{literal(v)},\n" for v in values) + " " * 8 + "]"
+        table = "[\n" + "".join(f"{' ' * 4}{literal(v)},\n" for v in values) + "]"  # (the caller indents)
     if index is not None and not names:
         head = f"for {index} in range({len(rows)}):"
     elif index is not None:

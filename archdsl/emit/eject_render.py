@@ -11,6 +11,7 @@ import re
 from .eject_blocks import same
 from .eject_leaves import NO_DEFAULT, literal
 from .eject_loops import is_block, loop_index, threaded_loop
+from .eject_numbers import fill_numbers
 from .eject_variants import variant_suffix
 
 
@@ -86,6 +87,8 @@ class ClassWriter:
                 lines.extend(f"            self.{a} = None" for a in optional[1])
 
         for m in cls.members:
+            if m.kind == "number":  # after the layers (below)
+                continue
             cond = arg()[0] if m.cond is not None else None
             if optional is not None and cond != optional[0]:
                 close()
@@ -118,7 +121,8 @@ class ClassWriter:
                     if form == "range":
                         one = call(child, cname)
                         count, _ = arg()
-                        parts.append(one if count == "1" else f"*[{one} for _ in range({count})]")
+                        if count != "0":  # no loop after a first item, in every instance
+                            parts.append(one if count == "1" else f"*[{one} for _ in range({count})]")
                     else:
                         kind, rows = next(slots)
                         table = rows if kind == "expr" else (
@@ -150,6 +154,10 @@ class ClassWriter:
                 optional[1].append(m.attr)
                 lines[start:] = ["\n".join("    " + x for x in line.split("\n")) for line in lines[start:]]
         close()
+        numbers: dict[str, str] = {}  # the forward's numbers that differ: attribute -> its value
+        taken = {m.attr for m in cls.members if m.kind != "number"}
+        texts = [self._number(arg(), m.attr, taken, numbers) for m in cls.members if m.kind == "number"]
+        lines += [f"        self.{a} = {text}" for a, text in numbers.items()]
         signature = ", ".join(["self"] + [f"{p}={literal(cls.defaults[p])}" if p in cls.defaults else p
                                           for p in cls.params])
         for name, text, span in reversed(cls.assignments):  # the block's own names, first
@@ -164,10 +172,26 @@ class ClassWriter:
         body = f"class {names[cls.id]}(nn.Module):\n{doc}    def __init__({signature}):\n        super().__init__()\n"
         body += "\n".join(lines) + ("\n" if lines else "")
         if cls.forward:
-            body += "\n" + "".join(f"    {line}" if line.strip() else line for line in cls.forward.splitlines(True))
+            forward = fill_numbers(cls.forward, texts)
+            body += "\n" + "".join(f"    {line}" if line.strip() else line for line in forward.splitlines(True))
         return body
 
 
+
+    @staticmethod
+    def _number(slot: tuple[str, bool], hint: str, taken: set, numbers: dict) -> str:
+        """A number of the forward's code: its literal, or the attribute the constructor keeps
+        it in (`self.h = h`; named after its value's name, else the parameter it is passed as)."""
+        text, _ = slot
+        if text.lstrip("-").isdigit():
+            return text
+        name = next((a for a, t in numbers.items() if t == text), None)
+        if name is None:
+            name, k = text if text.isidentifier() and text not in taken else hint, 2
+            while name in taken or name in numbers:
+                name, k = f"{hint}{k}", k + 1
+            numbers[name] = text
+        return f"self.{name}"
 
     def _loop_index(self, cls: _Class) -> str | None:
         """The variable of a loop item's class that numbers the items (`i` of `for i, d in
