@@ -122,10 +122,11 @@ def test_block_arguments_read_the_call_and_the_width_flowing_in():
     assert "def __init__(self, in_channels, out, stride=1):" in src
     assert "nn.Conv2d(in_channels, out, kernel_size=3, stride=stride, padding=1, bias=False)" in src
     assert "self.bn1 = nn.BatchNorm2d(out)" in src
-    # each stage starts with `first(stride = i == 0 ? 1 : 2)` (families/resnet.arch): the stage's
-    # class passes its stride by keyword, the root's table gives 1, 2, 2, 2
-    assert "Basic(in_channels, out, stride=stride)" in src
-    assert "(64, 64, 1)," in src and "(64, 128, 2)," in src
+    # each stage starts with `block(widths[i]) x d first(stride = i == 0 ? 1 : 2)` (families/resnet.arch):
+    # the stage's class takes the loop's `i` and `d` and passes the first block the spec's stride
+    assert "Basic(in_channels, out, stride=1 if i == 0 else 2)," in src
+    assert "*[Basic(out, out) for _ in range(d - 1)]," in src
+    assert "for i, (d, out) in enumerate([(2, 64), (2, 128), (2, 256), (2, 512)]):" in src
     # the shortcut is part of the block and takes the block's names
     assert "self.shortcut = Shortcut(in_channels, out, stride=stride)" in src
 
@@ -145,8 +146,8 @@ def test_a_block_is_one_class_with_its_optional_parts_under_the_spec_condition()
            "        else:\n            self.shortcut = None\n" in basic
     assert "shortcut = self.shortcut(x) if self.shortcut is not None else x" in basic
     # a stage's first block projects (`first(stride = i == 0 ? 1 : 2)`, families/resnet.arch), the
-    # second does not: one class, two calls, and one class for the four stages
-    assert "nn.Sequential(Basic(in_channels, out, stride=stride), Basic(out, out))" in src
+    # second does not: one class, a first call and a loop over the rest, one class for the four stages
+    assert "Basic(in_channels, out, stride=1 if i == 0 else 2),\n            *[Basic(out, out) for _ in range(d - 1)]," in src
     assert src.count('"""An item of `stages`') == 1
     with torch.device("meta"):
         cls = _ejected_namespace(model)["Basic"]
@@ -181,3 +182,88 @@ def test_structures_of_one_block_that_differ_in_parts_and_activation_are_one_cla
         # stages.2.blocks.1 is inverted_residual(40, k=5, act=hardswish, se=0.25, hidden_width=240) on 40 channels
         built = cls(40, 40, k=5, act=torch.nn.functional.hardswish, se=0.25, bn_eps=1e-3, hidden_width=240)
         assert _shapes(built) == _shapes(model.get_submodule("stages.2.blocks.1")) and built.use_residual
+
+
+def test_the_items_of_a_loop_are_one_class_of_the_loop_variables_built_in_a_loop():
+    # families/alexnet.arch:
+    #   stages for i, w, k, pool in [[192, 5, true], [384, 3, false], [256, 3, false], [256, 3, true]] {
+    #     conv(w, k=k, bias=true) -> relu
+    #     maxpool(3, 2) when pool
+    model = archdsl.build("alexnet", device="meta")
+    src = eject_source(model)
+    assert src.count('"""An item of `stages`') == 1 and "class Stage2" not in src
+    stage = _class_source(src, "Stage")
+    assert "def __init__(self, in_channels, w, k, pool):" in stage
+    assert "self.conv1 = nn.Conv2d(in_channels, w, kernel_size=k, padding=k // 2)" in stage
+    assert "# families/alexnet.arch:16: maxpool(3, 2) when pool\n        self.pool = pool" in stage
+    assert "F.max_pool2d(relu1, (3, 3), (2, 2), (0, 0), ceil_mode=False) if self.pool else relu1" in stage
+    # the root loops over the spec's rows, each stage's width flowing into the next
+    root = _class_source(src, "AlexNet")
+    assert ("        stages = []\n        in_channels = 64\n"
+            "        for w, k, pool in [(192, 5, True), (384, 3, False), (256, 3, False), (256, 3, True)]:\n"
+            "            stages.append(Stage(in_channels, w, k, pool))\n            in_channels = w\n"
+            "        self.stages = nn.Sequential(*stages)\n") in root
+    with torch.device("meta"):
+        cls = _ejected_namespace(model)["Stage"]
+        # stages.1 is the row [384, 3, false] on 192 channels; stages.3 [256, 3, true] on 256
+        assert _shapes(cls(192, 384, 3, False)) == _shapes(model.get_submodule("stages.1"))
+        assert cls(256, 256, 3, True).pool and not cls(192, 384, 3, False).pool
+
+
+def test_a_loop_item_builds_its_optional_part_under_the_spec_condition_on_the_index():
+    # families/convnext.arch: `stages for i, d in depths { downsample { ... } when i > 0
+    #   blocks for j in range(d) { convnext(dims[i], ...) } }`
+    model = archdsl.build("convnext_tiny", device="meta")
+    src = eject_source(model)
+    stage = _class_source(src, "Stage")
+    assert "def __init__(self, in_channels, i, d, out_channels):" in stage
+    assert "        if i > 0:\n            self.downsample = Downsample(in_channels, out_channels)\n" in stage
+    assert "*[ConvNeXt(out_channels, out_channels) for _ in range(d)]" in stage
+    root = _class_source(src, "ConvNeXtTiny")
+    assert "for i, (d, out_channels) in enumerate([(3, 96), (3, 192), (9, 384), (3, 768)]):" in root
+    with torch.device("meta"):
+        cls = _ejected_namespace(model)["Stage"]
+        assert _shapes(cls(96, 0, 3, 96)) == _shapes(model.get_submodule("stages.0"))
+        assert _shapes(cls(192, 2, 9, 384)) == _shapes(model.get_submodule("stages.2"))
+
+
+def test_scopes_that_differ_only_in_the_numbers_of_their_forward_are_one_class():
+    # blocks/shufflenet.arch: `branch1 { if stride == 1 { chunk(0, 2) } ... }` splits the unit's
+    # input in half (58, 116, 232 channels in the three stages); blocks/mobilevit.arch folds the
+    # patches back to the stage's map (32, 16, 8 px); blocks/levit.arch subsamples a token grid
+    src = eject_source(archdsl.build("shufflenet_v2_x1_0", device="meta"))
+    # one class per structure (the stride-2 unit's branches and the stride-1 unit's), not one per stage
+    assert len(re.findall(r"class Branch\d+\(", src)) == 4 and src.count('"""An item of `stages`') == 1
+    assert "chunk1 = channel_chunk(x, 0, self.half, True)" in src and "        self.half = half\n" in src
+    model = archdsl.build("mobilevit_xxs", device="meta")
+    src = eject_source(model)
+    assert "class GlobalRep2" not in src and "class MobileViT2" not in src
+    rep = _class_source(src, "GlobalRep")
+    assert "fold1 = fold_patches(layernorm1, 2, 2, self.h, self.h)" in rep and "        self.h = h\n" in rep
+    # families/levit.arch: `stages for i, d in depths { downsample { ... } when i > 0 ... }`: the
+    # stages' downsamples subsample 14x14 and 7x7 grids, and are one class, as the stages are
+    levit = eject_source(archdsl.build("levit_128s", device="meta"))
+    assert "class Queries2" not in levit and levit.count('"""An item of `stages`') == 1
+    assert "subsample1 = x.unflatten(1, (self.size, self.size))[:, ::2, ::2].flatten(1, 2)" in levit
+    with torch.device("meta"):
+        cls = _ejected_namespace(model)["GlobalRep"]
+        # stages.3.blocks.1 (the second loop's i = 1): mobilevit(64, 80, 4) after the stage's strided
+        # inverted residual to 64 channels, on a 16x16 map
+        built = cls(64, 64, 80, 4, 16)
+        assert built.h == 16 and _shapes(built) == _shapes(model.get_submodule("stages.3.blocks.1.global_rep"))
+
+
+def test_a_repeat_of_one_is_its_siblings_first_item_with_an_empty_loop():
+    # families/mobilevit.arch: `stages for i, n in [1, 3] {
+    #   inverted_residual(widths[1 + i], expand=expand, act=silu) x n first(stride = i == 0 ? 1 : 2)`
+    model = archdsl.build("mobilevit_xxs", device="meta")
+    src = eject_source(model)
+    stage = _class_source(src, "Stage2")
+    assert "def __init__(self, in_channels, i, n, out):" in stage
+    assert ("InvertedResidual(in_channels, out, stride=1 if i == 0 else 2, expand=2),\n"
+            "            *[InvertedResidual(out, out, expand=2) for _ in range(n - 1)],") in stage
+    assert "Stage2(16, 0, 1, 16),\n            Stage2(16, 1, 3, 24)," in src
+    with torch.device("meta"):
+        cls = _ejected_namespace(model)["Stage2"]
+        assert _shapes(cls(16, 0, 1, 16)) == _shapes(model.get_submodule("stages.0"))
+        assert _shapes(cls(16, 1, 3, 24)) == _shapes(model.get_submodule("stages.1"))

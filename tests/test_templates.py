@@ -19,6 +19,7 @@ def snapshot(compiled):
     g = compiled.graph
     nodes = [(n.id, n.scope, n.op, n.attrs, g.inputs(n.id), n.shape, n.span) for n in g]
     return {"nodes": nodes, "scopes": list(g.scopes.items()), "calls": [(k, str(v), v.span) for k, v in g.calls.items()],
+            "loop_items": list(g.loop_items.items()),
             "warnings": [w.render() for w in compiled.warnings], "params": compiled.params,
             "taps": list(g.taps.items()), "output": g.output, "aux": dict(g.aux_outputs)}
 
@@ -72,6 +73,25 @@ model net {
     assert got == want
     shapes = [list(n[5].dims) for n in want["nodes"] if n[2] == "relu"]
     assert shapes == [[8, 32, 32], [8, 32, 32], [8, 16, 16], [8, 16, 16], [16, 16, 16], [16, 16, 16], [8, 16, 16]]
+
+
+def test_a_copied_block_keeps_its_named_loops_items(monkeypatch):
+    """`Graph.loop_items` (what `archdsl eject` names a loop item's arguments from) of a copied
+    block are the copy's own."""
+    text = """
+block pyramid(c) {
+  levels for i, w in [c, c * 2] { conv(w, k=3) -> relu }
+}
+model net {
+  input [3, 8, 8]
+  pyramid(4) x 3
+}
+"""
+    got, want = both(monkeypatch, text=text)
+    assert got == want
+    assert [(k, v.args) for k, v in want["loop_items"]][:2] == [("blocks.0.levels.0", {"i": 0, "w": 4}),
+                                                               ("blocks.0.levels.1", {"i": 1, "w": 8})]
+    assert len(want["loop_items"]) == 6
 
 
 UNITS = """

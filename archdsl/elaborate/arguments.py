@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from ..errors import ArchNameError, ArchTypeError, Span, did_you_mean
 from ..frontend import ast
-from ..ir.calls import BlockCall
+from ..ir.calls import BlockCall, LoopItem
 from ..ir.ops.base import Op
 from .expressions import Env, evaluate
 from .values import describe
@@ -57,6 +57,12 @@ def block_call(decl: ast.BlockDecl, env: Env, span: Span) -> BlockCall:
         value = env.vars[p.name]
         args[p.name] = value if isinstance(value, (bool, int, float, str, list)) else _spec_name(value)
     return BlockCall(decl.name, args, span, decl)
+
+
+def loop_item(loop: ast.NamedLoop, bound: dict[str, Any]) -> LoopItem:
+    """The record of a named loop's item (ir/calls.py): its variables' values, as `block_call`'s."""
+    args = {k: v if isinstance(v, (bool, int, float, str, list)) else _spec_name(v) for k, v in bound.items()}
+    return LoopItem(args, loop.span, loop)
 
 
 def _spec_name(value: Any) -> Any:

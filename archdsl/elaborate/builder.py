@@ -21,7 +21,7 @@ from ..ir.graph import Graph
 from ..ir.ops import INTERNAL_OPS, OPS
 from ..ir.shape import Shape
 from ..limits import Limits
-from .arguments import bind_params, block_call, build_attrs
+from .arguments import bind_params, block_call, build_attrs, loop_item
 from .templates import Templates
 from .combinators import Combinators
 from .expressions import BUILTINS, MAX_INT, MAX_LIST, Env, bindings, evaluate
@@ -452,6 +452,7 @@ class Elaborator(Combinators, Templates):
                 sub = f"{container}.{self._items[container]}"
                 self._items[container] += 1
                 self.graph.scopes[sub] = "loop item"
+                self.graph.loop_items[sub] = loop_item(el, bound)  # for `archdsl eject` (ir/calls.py)
                 x = self._body(el.body, env.child(bound, in_shape=ShapeView(self._shape(x))), sub, x, collapse=True)
             return x
         if isinstance(el, ast.Residual):

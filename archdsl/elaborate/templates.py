@@ -37,6 +37,7 @@ class Template:
     output: int  # index into nodes, or -1: the input itself
     scopes: list[tuple[str, str]]  # (relative scope, kind), in the order they were made
     calls: list[tuple[str, Any]]  # (relative scope, BlockCall) of the blocks inside
+    loop_items: list[tuple[str, Any]]  # (relative scope, LoopItem) of the named loops' items inside
     own_kind: str  # the call's own scope's final kind (an in-place inner block renames it)
     own_call: Any  # ... and its final BlockCall, when an in-place inner block replaced it
     warnings: list[tuple[Diagnostic, int]]  # with how many use sites precede this call's
@@ -120,8 +121,8 @@ class Templates:
         template = templates.get(key) if key is not None else None
         if template is not None and self._fits(template):
             return self._replay(template, sub, x)
-        start = (graph._next_id, len(graph.scopes), len(graph.calls), len(self.warnings), len(graph.taps),
-                 len(graph.aux_outputs), len(self.expects), self._params, self.evaluation.work,
+        start = (graph._next_id, len(graph.scopes), len(graph.calls), len(graph.loop_items), len(self.warnings),
+                 len(graph.taps), len(graph.aux_outputs), len(self.expects), self._params, self.evaluation.work,
                  self.evaluation.credit, self._iterations_done, graph.calls.get(sub))
         out = self._body(decl.body, env, sub, x, collapse=True)
         if key is not None and key not in templates:
@@ -131,7 +132,8 @@ class Templates:
     def _record(self, start, sub: str, x: int, out: int) -> Template | None:
         """The template of the call that just ran, or None when it cannot be replayed."""
         graph = self.graph
-        (first, scopes0, calls0, warnings0, taps0, aux0, expects0, params0, work0, credit0, iterations0, call0) = start
+        (first, scopes0, calls0, items0, warnings0, taps0, aux0, expects0, params0, work0, credit0, iterations0,
+         call0) = start
         if (len(graph.taps), len(graph.aux_outputs), len(self.expects)) != (taps0, aux0, expects0):
             return None
         index = {x: -1}
@@ -150,12 +152,13 @@ class Templates:
             return None
         scopes = _added_under(sub, graph.scopes, scopes0)
         calls = _added_under(sub, graph.calls, calls0)
-        if scopes is None or calls is None:
+        items = _added_under(sub, graph.loop_items, items0)
+        if scopes is None or calls is None or items is None:
             return None
         depth = len(self._use_sites)
         warnings = [(w, depth) for w in self.warnings[warnings0:]]
         own_call = graph.calls.get(sub)
-        return Template(nodes, index[out], scopes, calls, graph.scopes[sub], own_call if own_call is not call0 else None,
+        return Template(nodes, index[out], scopes, calls, items, graph.scopes[sub], own_call if own_call is not call0 else None,
                         warnings, self._params - params0, self.evaluation.work - work0,
                         self.evaluation.credit - credit0, self._iterations_done - iterations0)
 
@@ -177,6 +180,8 @@ class Templates:
             graph.scopes[_join(sub, rel)] = kind
         for rel, call in t.calls:
             graph.calls[_join(sub, rel)] = call
+        for rel, item in t.loop_items:
+            graph.loop_items[_join(sub, rel)] = item
         graph.scopes[sub] = t.own_kind
         if t.own_call is not None:
             graph.calls[sub] = t.own_call

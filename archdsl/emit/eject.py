@@ -10,13 +10,16 @@ What the file adds over the live module:
   that differ between its instances, named after the layer argument they first feed;
 - one class for a block whose instances differ in structure (a part under `when`, an
   activation parameter), where it can build each of them exactly (eject_variants.py);
+- one class for scopes whose forwards differ only in numbers (a split, a map size): the
+  constructor keeps them for the forward (eject_numbers.py);
 - repeats and loops stay loops: a numbered container whose items are called one after the
-  other is an `nn.Sequential` of list comprehensions (`[Basic(c, c) for _ in range(depth)]`);
+  other is an `nn.Sequential` of list comprehensions (`[Basic(c, c) for _ in range(d - 1)]`);
+  a named loop's items are one class of the loop's variables, built in a loop over the spec's
+  rows (eject_loops.py);
 - each class and layer is commented with the spec line it came from.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -24,6 +27,8 @@ import torch
 from ..errors import source_line
 from .eject_blocks import ABSENT, BlockArguments, Column
 from .eject_leaves import helpers, leaf
+from .eject_loops import Sequences, is_block, with_loop_items
+from .eject_numbers import split_numbers
 from .eject_render import ClassWriter
 from .eject_variants import Kind, plan
 from .torch_module import ArchModule, _Emitter
@@ -31,7 +36,7 @@ from .torch_module import ArchModule, _Emitter
 # ------------------------------------------------------------------------ the class model
 @dataclass
 class _Member:
-    kind: str  # "leaf", "region", "seq"; in a merged block's class also "attr" (`self.act = act`), "flag"
+    kind: str  # "leaf", "region", "seq", "number" (the forward's); in a merged block's class also "attr", "flag"
     attr: str
     comment: str
     ctor: str = ""  # leaf: constructor name
@@ -58,17 +63,18 @@ class _Class:
     merged: Kind | None = None  # several structures of a block made one class (eject_variants.py)
 
 
-class _Ejector(ClassWriter):
-    """Collects the classes of a module's scopes (pass A, `visit`), solves their constructor
-    arguments (pass B, `resolve`); writes them as `ClassWriter` (eject_render.py)."""
+class _Ejector(ClassWriter, Sequences):
+    """Collects the classes of a module's scopes (pass A, `visit`; a numbered container's runs of
+    items as `Sequences`, eject_loops.py), solves their constructor arguments (pass B,
+    `resolve`); writes them as `ClassWriter` (eject_render.py)."""
 
     def __init__(self, module: ArchModule, kinds: dict[str, Kind] | None = None, firsts: frozenset = frozenset()):
         self.module = module
-        self.kinds = kinds or {}  # block instance -> the merged class it is one of (eject_variants.py)
+        self.kinds = kinds  # block instance -> the merged class it is one of (eject_variants.py); None: pass 1
         # sequences (by path, loop indices as "#") where some instance's first item differs from
         # the rest: a repeat with `first(...)`, written as a first item and a loop in every instance
         self.firsts = set(firsts)
-        self.em = _Emitter(module.archdsl_graph)
+        self.em = _Emitter(with_loop_items(module.archdsl_graph))  # a loop's items as a block's (eject_loops.py)
         g = self.em.graph
         self.children: dict[str, list[tuple[str, object]]] = {r: [] for r in self.em.members}
         seen: set[str] = set()
@@ -110,8 +116,8 @@ class _Ejector(ClassWriter):
                 runs, run_values = [], []
                 for item_group in self._runs(items):
                     raws = {self._raw(i) for i in item_group}
-                    form = "range" if len(raws) == 1 else "list"
-                    runs.append((form, self.region_class[item_group[0]].id))
+                    form = "range" if len(raws) <= 1 else "list"
+                    runs.append((form, self.region_class[(item_group or items)[0]].id))
                     run_values.append(item_group)
                 container = "nn.Sequential" if self.em.callable.get(ref) else "nn.ModuleList"
                 members.append(_Member("seq", attr, self._region_where(ref), runs=tuple(runs), container=container))
@@ -122,11 +128,17 @@ class _Ejector(ClassWriter):
                 values.append(("region", ref))
         name, base, src = self.em.region_class(region)
         forward = src if base != "container" else None
-        merged = self.kinds.get(region)
+        merged = (self.kinds or {}).get(region)
         if merged is not None:
             members, values = self._as_merged(merged, region, members, values)
             forward, key = merged.forward, ("merged", id(merged))
         else:
+            # the numbers in its code: arguments (eject_numbers.py); a block's only once merged (as
+            # the plan reads one instance of a class for all)
+            if forward and (self.kinds is not None or not is_block(self.em.graph.scopes.get(region, ""))):
+                forward, numbers, hints = split_numbers(forward)
+                members = members + [_Member("number", h, "") for h in hints]
+                values = values + [("number", n) for n in numbers]
             key = (name, forward, tuple((m.kind, m.attr, m.ctor, tuple(m.arg_specs), m.child, m.runs, m.container)
                                         for m in members))
         cls = self.classes.get(key)
@@ -172,54 +184,6 @@ class _Ejector(ClassWriter):
             else:
                 out.append(v)
         return tuple(out)
-
-    def _sequence_items(self, region: str) -> list[str] | None:
-        """The items of a numbered container ("0", "1", ...) that is a chain of its items (or a
-        plain list of them, when not callable), else None."""
-        kids = self.children[region]
-        if not kids or any(k != "region" for k, _ in kids):
-            return None
-        items = [r for _, r in kids]
-        if [r.rsplit(".", 1)[-1] for r in items] != [str(i) for i in range(len(items))]:
-            return None
-        if self.em.callable.get(region) is None:
-            return items
-        steps = list(self.em.steps(region))
-        inp, out = self.em.callable[region]
-        prev = inp
-        for step, item in zip(steps, items):
-            if step[0] != "call" or step[1] != item or step[3] != prev:
-                return None
-            prev = step[4]
-        return items if len(steps) == len(items) and prev == out else None
-
-    def _runs(self, items: list[str]) -> list[list[str]]:
-        """Consecutive items of one class: a loop where they are built alike, or a first one and
-        a loop over the rest (a stage's projecting block, then its repeats); a table of rows
-        where most differ (DenseNet's growing layers)."""
-        groups: list[list[str]] = []
-        for item in items:
-            cls = self._class_id_of(item)
-            if groups and self._class_id_of(groups[-1][0]) == cls:
-                groups[-1].append(item)
-            else:
-                groups.append([item])
-        runs: list[list[str]] = []
-        path = re.sub(r"(?<![^.])\d+(?![^.])", "#", items[0].rsplit(".", 1)[0])
-        raws = [self._raw(i) for i in items]
-        if len(items) > 1 and raws[0] != raws[1] and raws[1:] == raws[2:] + raws[-1:]:
-            self.firsts.add(path)
-        for group in groups:
-            alike: list[list[str]] = []
-            for item in group:
-                if alike and self._raw(alike[-1][0]) == self._raw(item):
-                    alike[-1].append(item)
-                else:
-                    alike.append([item])
-            if group is groups[0] and len(alike) == 1 and len(group) > 1 and path in self.firsts:
-                alike = [group[:1], group[1:]]  # as its sibling sequences: a first item, then the loop
-            runs += alike if len(alike) <= 2 or any(len(a) > 1 for a in alike) else [group]
-        return runs
 
     def _class_id_of(self, region: str) -> int:
         if region not in self.region_class:
@@ -272,8 +236,8 @@ class _Ejector(ClassWriter):
                         rows.append(None)
                         continue
                     flat, info_ = self._member_columns(region, member, kind, v)
-                    rows.append(flat)
-                    info = info if info is not None else info_
+                    rows.append(flat)  # what a column feeds, from an instance where it is there
+                    info = info_ if info is None else [a if a[3] is not None else b for a, b in zip(info, info_)]
                 for j, item in enumerate(info or []):
                     columns.append(Column([ABSENT if row is None else row[j] for row in rows], *item))
             regions = [region for region, _ in cls.instances]
@@ -293,18 +257,22 @@ class _Ejector(ClassWriter):
             return list(self.resolved[v]), [(p, member.attr, None, v, p) for p in self._class(member.child).params]
         if kind == "attr":
             return [v], [(member.attr, member.attr, None, None, None, None, member.attr)]
+        if kind == "number":
+            return [v], [(member.attr, member.attr, None, None, None)]
         if kind == "flag":
             return [v], [("flag", member.attr, None, None, None, member.text)]
-        flat, info = [], []
-        for (form, cid), group in zip(member.runs, v):
+        flat, info, before = [], [], 0
+        for k, ((form, cid), group) in enumerate(zip(member.runs, v)):
             child = self._class(cid)
-            if form == "range":
-                flat += self.resolved[group[0]] + [len(group)]
-                info += [(p, member.attr, None, group[0], p) for p in child.params]
-                info.append(("depth", member.attr, None, None, None))
+            if form == "range":  # an empty loop (after a first item) has its arguments nowhere
+                flat += (self.resolved[group[0]] if group else [ABSENT] * len(child.params)) + [len(group)]
+                info += [(p, member.attr, None, group[0] if group else None, p) for p in child.params]
+                first = k == 0 and len(member.runs) > 1 and len(group) == 1
+                info.append(("depth", member.attr, None, None, None, None, None, before, first))
             else:
                 flat.append(tuple(tuple(self.resolved[r]) for r in group))
                 info.append((f"{member.attr}_args", member.attr, None, None, None))
+            before += len(group)
         return flat, info
 
     def bottom_up(self) -> list[_Class]:

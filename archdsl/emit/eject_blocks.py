@@ -18,14 +18,16 @@ to the value that instance was built with: the file builds exactly the archdsl m
 """
 from __future__ import annotations
 
+import ast as pyast
 import re
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..frontend import ast
 from ..ir.graph import Graph
 from ..ir.ops import OPS
 from .eject_exprs import evaluate, literal_default, python
+from .eject_spec import call_sites, first_args, repeat_count
 from .torch_ops import _ACTIVATION_CODE
 
 # a leaf module's constructor argument (eject_leaves.leaf's hint) -> the op argument it is
@@ -33,6 +35,7 @@ _OP_ARGUMENT = {"out_channels": "out", "out_features": "out", "kernel_size": "k"
                 "groups": "g", "bias": "bias", "eps": "eps", "init": "init"}
 _INPUT_WIDTH = {"in_channels", "channels", "in_features"}
 _OUTPUT_WIDTH = {"out_channels", "out_features"}
+_WIDTH = _INPUT_WIDTH | _OUTPUT_WIDTH | {"out"}  # `out`: the blocks' own name for it
 _IDENTIFIER = re.compile(r"(?<![\w.])([A-Za-z_]\w*)\b(?!\s*\()")
 
 
@@ -73,6 +76,8 @@ class Column:
     child_param: str | None = None
     text: str | None = None  # the expression it must be (a condition of an optional part)
     param: str | None = None  # the block parameter it is (an activation kept as an attribute)
+    before: int = 0  # a repeat count: how many items of its sequence come before the loop
+    first: bool = False  # ... of a first item, which a loop over the rest follows: always one
 
 
 @dataclass
@@ -109,6 +114,7 @@ class BlockArguments:
         self.calls = calls  # per instance: the call of the block it is (or is a part of)
         self.decl: ast.BlockDecl = calls[0].decl
         self.sites = call_sites(self.decl)
+        self.firsts = first_args(self.decl)
         scalars = [p.name for p in self.decl.params
                    if all(isinstance(c.args[p.name], (bool, int, float, str)) for c in self.calls)]
         self.env = [{p: c.args[p] for p in scalars} for c in self.calls]
@@ -140,11 +146,15 @@ class BlockArguments:
         self.names[stmt.name] = None
         self.assignments[stmt.name] = (text, stmt.span)
 
-    def _holds(self, text: str | None, values: list) -> bool:
+    def _holds(self, text: str | None, values: list, strict: bool = False) -> bool:
+        """Whether `text` gives each instance's value; `strict`: as the same kind of value (a
+        name that holds a side is not a pair of sides that some constructor keeps as a tuple)."""
         if text is None:
             return False
         try:
-            return all(v is ABSENT or same(_as(evaluate(text, env), v), v) for env, v in zip(self.env, values))
+            return all(v is ABSENT or same(got := _as(evaluate(text, env), v), v) and
+                       (not strict or isinstance(got, (tuple, list)) == isinstance(v, (tuple, list)))
+                       for env, v in zip(self.env, values))
         except Exception:  # noqa: BLE001
             return False
 
@@ -155,26 +165,30 @@ class BlockArguments:
                 self.code_params.add(col.param)
                 slots.append(("expr", col.param))
                 continue
-            present = [v for v in col.values if v is not ABSENT]
+            present = [v for v in col.values if v is not ABSENT] or [None]  # an argument no instance has
             text = self._expression(col)
             if text in self.names and isinstance(present[0], Code):  # a child's activation, passed down
                 self.code_params.add(text)
-            if text is not None:
+            if text is not None and _is_literal(text):  # `bias=true`: a constant, left out where it is the default
+                slots.append(("const", present[0]))
+            elif text is not None:
                 slots.append(("expr", text))
                 if col.node is not None:
                     self.node_text[(col.node, col.hint)] = text
                 if col.node is not None and col.hint in _OUTPUT_WIDTH:
                     self.out_text[self._place(self.graph.node(col.node).scope)[1]] = text
-            elif all(same(v, present[0]) for v in present):
-                slots.append(("const", present[0]))
+            elif all(same(v, present[0]) for v in present) and not (
+                    ABSENT in col.values and present != [None] and col.hint in _WIDTH and any(
+                        self._holds(n, col.values, True) for n in self.names)):
+                slots.append(("const", present[0]))  # (a width some instances lack is a name where one holds)
             else:  # a repeat count or a table of rows is never a parameter's value by chance
                 name = None if col.hint == "depth" or col.hint.endswith("_args") else \
-                    next((n for n in self.names if self._holds(n, col.values)), None)
+                    next((n for n in self.names if self._holds(n, col.values, strict=True)), None)
                 if name is None:
                     name = self._fresh(col, extra)
                     extra[name] = j
                     self.names[name] = None
-                    for env, v in zip(self.env, col.values):
+                    for env, v in zip(self.env, _filled(col.values, columns[j + 1:])):
                         env[name] = v
                 if isinstance(present[0], Code):
                     self.code_params.add(name)
@@ -190,6 +204,11 @@ class BlockArguments:
 
     def _expression(self, col: Column) -> str | None:
         candidates = [col.text] if col.text is not None else []
+        if col.hint == "depth" and not col.first and any(col.values):  # the count: `x n`, `range(d)`; `n - 1`
+            # after a first item (none where no instance loops: it is left out)
+            count = repeat_count(self.decl, col.attr)
+            text = python(count, self.names) if count is not None else None
+            candidates += [text if not col.before or text is None else f"{_atom(text)} - {col.before}"]
         if col.node is not None:
             node = self.graph.node(col.node)
             site = self.sites.get((node.span.line, node.span.col)) if node.span is not None else None
@@ -207,7 +226,10 @@ class BlockArguments:
             call = self.graph.calls.get(col.child)
             site = self.sites.get((call.span.line, call.span.col)) if call is not None and call.span else None
             if site is not None and call.decl is not None and col.child_param in call.args:
-                candidates.append(_argument(site, call.decl, col.child_param))
+                # a repeat's first item: `first(stride = i == 0 ? 1 : 2)` before the call's own
+                first = self.firsts.get((call.span.line, call.span.col)) if col.child.endswith(".0") else None
+                given = next((k.value for k in first.keyword if k.name == col.child_param), None) if first else None
+                candidates.append(given if given is not None else _argument(site, call.decl, col.child_param))
             if col.child_param == "in_channels":
                 candidates.append(self._width_into(self._region_inputs(col.child), col.child))
             elif col.child_param in self.names:  # a part of this block takes this block's names
@@ -289,9 +311,30 @@ class BlockArguments:
         return head + required + [n for n in extra if n in used] + optional, defaults
 
 
+def _filled(values: list, later: list[Column]) -> list:
+    """A column of an optional part (ABSENT where an instance lacks it) as a later column that
+    agrees with it wherever the part is there: the Downsample's width, which the blocks after it
+    take too, is an argument of every instance."""
+    if not any(v is ABSENT for v in values):
+        return values
+    for col in later:
+        if not any(v is ABSENT for v in col.values) and all(
+                v is ABSENT or same(v, w) for v, w in zip(values, col.values)):
+            return col.values
+    return values
+
+
 def _as(value, like):
     """`value` as a column's values are written: an op's name as its function where they are functions."""
     return ACTIVATIONS.get(value, value) if isinstance(like, Code) and isinstance(value, str) else value
+
+
+def _is_literal(text: str) -> bool:
+    try:
+        pyast.literal_eval(text)
+        return True
+    except (ValueError, SyntaxError):
+        return False
 
 
 def _atom(text: str) -> str:
@@ -310,17 +353,3 @@ def _argument(site: ast.CallEl, target, name: str):
         [f for f in target.attrs.model_fields if not f.startswith("_")]
     i = order.index(name) if name in order else len(site.args.positional)
     return site.args.positional[i] if i < len(site.args.positional) else None
-
-
-def call_sites(decl: ast.BlockDecl) -> dict[tuple[int, int], ast.CallEl]:
-    """Every call element of a block's body by where it starts (a node's span is its call's)."""
-    out, todo = {}, [decl.body]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, ast.CallEl):
-            out[(item.span.line, item.span.col)] = item
-        if is_dataclass(item):
-            todo.extend(getattr(item, f.name) for f in fields(item))
-        elif isinstance(item, tuple):
-            todo.extend(item)
-    return out

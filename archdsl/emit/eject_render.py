@@ -10,6 +10,8 @@ import re
 
 from .eject_blocks import same
 from .eject_leaves import NO_DEFAULT, literal
+from .eject_loops import is_block, loop_index, threaded_loop
+from .eject_numbers import fill_numbers
 from .eject_variants import variant_suffix
 
 
@@ -38,7 +40,7 @@ class ClassWriter:
             main = max(variants, key=lambda c: (c.merged is not None, len(c.instances), -c.id))
             call = self.em.graph.calls.get(main.instances[0][0])
             if len(variants) > 1 and call is not None and call.decl is not None and \
-                    all(c.doc.startswith("block ") for c in variants):
+                    all(is_block(c.doc) for c in variants):
                 # the block's class; a structure it cannot build, named by what sets it apart
                 decl = call.decl
                 for cls in variants:
@@ -85,6 +87,8 @@ class ClassWriter:
                 lines.extend(f"            self.{a} = None" for a in optional[1])
 
         for m in cls.members:
+            if m.kind == "number":  # after the layers (below)
+                continue
             cond = arg()[0] if m.cond is not None else None
             if optional is not None and cond != optional[0]:
                 close()
@@ -110,14 +114,15 @@ class ClassWriter:
                 child = self._class(m.child)
                 expr = call(child, names[child.id])
             else:
-                parts = []
+                parts, loop = [], None
                 for form, cid in m.runs:
                     child = self._class(cid)
                     cname = names[cid]
                     if form == "range":
                         one = call(child, cname)
                         count, _ = arg()
-                        parts.append(one if count == "1" else f"*[{one} for _ in range({count})]")
+                        if count != "0":  # no loop after a first item, in every instance
+                            parts.append(one if count == "1" else f"*[{one} for _ in range({count})]")
                     else:
                         kind, rows = next(slots)
                         table = rows if kind == "expr" else (
@@ -127,6 +132,10 @@ class ClassWriter:
                             names_ = params if len(child.params) > 1 else f"({params},)"
                             one = _call(cname, child, [(p, True) for p in child.params])
                             parts.append(f"*[{one} for {names_} in {table}]")
+                            if len(m.runs) == 1 and kind == "const" and m.attr.isidentifier() and \
+                                    not {m.attr, "in_channels", *child.params} & set(cls.params):
+                                loop = threaded_loop(m.attr, m.container, one, child.params, rows,
+                                                     self._loop_index(child), literal)
                         else:
                             parts.append(f"*[{cname}() for _ in {table}]")
                 # nn.Sequential takes its modules as arguments, nn.ModuleList as one list
@@ -135,7 +144,9 @@ class ClassWriter:
                 one_line = f"{opening}{', '.join(parts)}{closing}"
                 expr = one_line if len(one_line) < 80 and "\n" not in one_line else (
                     f"{opening}\n" + "".join(f"{' ' * 12}{p},\n" for p in parts) + " " * 8 + closing)
-            if m.attr.isidentifier():
+            if m.kind == "seq" and loop is not None:  # a loop over the spec's rows (eject_loops.py)
+                lines += [f"        {line}" for line in "\n".join(loop).split("\n")]
+            elif m.attr.isidentifier():
                 lines.append(f"        self.{m.attr} = {expr}{comment}")
             else:
                 lines.append(f"        self.add_module({m.attr!r}, {expr}){comment}")
@@ -143,13 +154,17 @@ class ClassWriter:
                 optional[1].append(m.attr)
                 lines[start:] = ["\n".join("    " + x for x in line.split("\n")) for line in lines[start:]]
         close()
+        numbers: dict[str, str] = {}  # the forward's numbers that differ: attribute -> its value
+        taken = {m.attr for m in cls.members if m.kind != "number"}
+        texts = [self._number(arg(), m.attr, taken, numbers) for m in cls.members if m.kind == "number"]
+        lines += [f"        self.{a} = {text}" for a, text in numbers.items()]
         signature = ", ".join(["self"] + [f"{p}={literal(cls.defaults[p])}" if p in cls.defaults else p
                                           for p in cls.params])
         for name, text, span in reversed(cls.assignments):  # the block's own names, first
             lines[:0] = [f"        # {self._where(span)}", f"        {name} = {text}"]
         region = cls.instances[0][0]
         call = self.em.graph.calls.get(region)
-        decl = call.decl if call is not None and cls.doc.startswith("block ") else None
+        decl = call.decl if call is not None and is_block(cls.doc) else None
         where = self._where(decl.span).split(": ", 1)[0] if decl is not None else self._region_where(region)
         if len(signature) > 90:  # one argument a line, as a formatter would
             signature = "\n" + "".join(f"{' ' * 12}{a},\n" for a in signature.split(", ")) + " " * 4
@@ -157,9 +172,33 @@ class ClassWriter:
         body = f"class {names[cls.id]}(nn.Module):\n{doc}    def __init__({signature}):\n        super().__init__()\n"
         body += "\n".join(lines) + ("\n" if lines else "")
         if cls.forward:
-            body += "\n" + "".join(f"    {line}" if line.strip() else line for line in cls.forward.splitlines(True))
+            forward = fill_numbers(cls.forward, texts)
+            body += "\n" + "".join(f"    {line}" if line.strip() else line for line in forward.splitlines(True))
         return body
 
+
+
+    @staticmethod
+    def _number(slot: tuple[str, bool], hint: str, taken: set, numbers: dict) -> str:
+        """A number of the forward's code: its literal, or the attribute the constructor keeps
+        it in (`self.h = h`; named after its value's name, else the parameter it is passed as)."""
+        text, _ = slot
+        if text.lstrip("-").isdigit():
+            return text
+        name = next((a for a, t in numbers.items() if t == text), None)
+        if name is None:
+            name, k = text if text.isidentifier() and text not in taken else hint, 2
+            while name in taken or name in numbers:
+                name, k = f"{hint}{k}", k + 1
+            numbers[name] = text
+        return f"self.{name}"
+
+    def _loop_index(self, cls: _Class) -> str | None:
+        """The variable of a loop item's class that numbers the items (`i` of `for i, d in
+        depths`), where the loop binds one."""
+        call = self.em.graph.calls.get(cls.instances[0][0])
+        loop = getattr(call.decl, "loop", None) if call is not None else None
+        return loop_index(loop) if loop is not None else None
 
 
 def _parts(cls: _Class) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 from ..frontend import ast
 from .eject_blocks import ACTIVATIONS, BlockArguments, Code, call_sites
 from .eject_exprs import evaluate, python
+from .eject_loops import is_block
 from .torch_module import _ref, _var_name
 
 
@@ -143,10 +144,11 @@ class _Merge:
         self.args = BlockArguments(ej.em.graph, self.regions, calls, [ej._in_channels(r) for r in self.regions])
         self.whens = _whens(decl)
 
-    def condition(self, having: set[int]):
-        """(label, Python text, span) of a `when` of the spec true exactly on the variants `having`."""
+    def condition(self, having: set[int], lines: set[int] = frozenset()):
+        """(label, Python text, span) of a `when` of the spec true exactly on the variants `having`;
+        the one on one of `lines` (the step's own), if several are."""
         want = [i in having for i in self.vidx]
-        for label, expr, span in self.whens:
+        for label, expr, span in sorted(self.whens, key=lambda w: w[2].line not in lines):
             text = python(expr, self.args.names)
             if text is None:
                 continue
@@ -163,7 +165,7 @@ class _Merge:
         signatures: dict[str, tuple] = {}
         for cls, _ in variants:
             for m in cls.members:
-                if m.kind not in ("leaf", "region") or signatures.setdefault(m.attr, _signature(m)) != _signature(m):
+                if m.kind not in ("leaf", "region", "seq") or signatures.setdefault(m.attr, _signature(m)) != _signature(m):
                     return None  # a name that means another layer in another variant
         order = merge_order([[m.attr for m in cls.members] for cls, _ in variants])
         if order is None:
@@ -305,7 +307,7 @@ class _Merge:
                 step = next((t for t in s if t.key == k), None)
                 if step is not None and step.attr in conds and having[step.attr] == set(variants):
                     return f"self.{step.attr} is not None"
-        found = self.condition(set(variants))
+        found = self.condition(set(variants), {k[1] for k in segment if isinstance(k, tuple) and k[0] == "op"})
         if found is None:
             return None
         label, text, span = found
@@ -321,7 +323,7 @@ def plan(ej) -> dict[str, Kind]:
     """The merged class of each block instance that is one (by region)."""
     by_decl: dict[tuple, list] = {}
     for cls in sorted(ej.classes.values(), key=lambda c: c.id):
-        if cls.forward is None or not cls.doc.startswith("block "):
+        if cls.forward is None or not is_block(cls.doc):
             continue
         calls = [ej.em.graph.calls.get(r) for r, _ in cls.instances]
         if any(c is None or c.decl is None for c in calls):

@@ -1,5 +1,6 @@
 """What each block instance was called with: `Graph.calls` maps a block's scope
-(`stages.1.blocks.0`) to a `BlockCall` (`basic(out=128, stride=2)`).
+(`stages.1.blocks.0`) to a `BlockCall` (`basic(out=128, stride=2)`); `Graph.loop_items` maps
+an item of a named loop (`stages.1`) to a `LoopItem`, the values its variables took.
 
 The elaborator records one per block call, in place of nothing else: ops keep no link to
 the call that made them. Emitters that write source (`archdsl eject`) read it to name a
@@ -29,3 +30,14 @@ class BlockCall:
 
     def __str__(self) -> str:
         return f"{self.block}({', '.join(f'{k}={v!r}' for k, v in self.args.items())})"
+
+
+@dataclass(frozen=True)
+class LoopItem:
+    """An item of a named loop (`stages for i, w in [...] { ... }`): the values the loop's
+    variables took in it (an index included), the span of the loop, and the loop itself (the
+    front end's `ast.NamedLoop`, whose body an emitter may print)."""
+
+    args: dict[str, Any]
+    span: Span | None = None
+    loop: Any = None

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import Span
-from .calls import BlockCall
+from .calls import BlockCall, LoopItem
 from .ops import OPS, Attrs
 from .shape import Shape
 
@@ -91,6 +91,7 @@ class Graph:
         self.outputs: list[int] | None = None  # several outputs (a backbone), else None
         self.aux_outputs: dict[str, int] = {}  # training-only side outputs, in the spec's order
         self.calls: dict[str, BlockCall] = {}  # block scope -> the block and its arguments (ir/calls.py)
+        self.loop_items: dict[str, LoopItem] = {}  # a named loop's item -> its variables (ir/calls.py)
 
     def output_nodes(self) -> list[int]:
         """Every node whose value leaves the graph (auxiliary outputs included)."""
@@ -213,6 +214,7 @@ class Graph:
         new.taps, new.outputs = dict(self.taps), (list(self.outputs) if self.outputs is not None else None)
         new.aux_outputs = dict(getattr(self, "aux_outputs", {}))
         new.calls = dict(getattr(self, "calls", {}))
+        new.loop_items = dict(getattr(self, "loop_items", {}))
         return new
 
     def single_user(self, nid: int) -> int | None:

@@ -1,0 +1,63 @@
+"""Where things are in a block's body, for `archdsl eject`: its call elements by position (a
+node's span is its call's), the count of the repeat or loop that makes a container, the
+`first(...)` arguments of a repeated call. (A named loop's body is read as a block's:
+eject_loops.py.)
+"""
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+
+from ..frontend import ast
+
+
+def repeat_count(decl: ast.BlockDecl, container: str) -> ast.Expr | None:
+    """The count of the repeat or loop of a block's body that makes the container `container`:
+    `b(...) x n` (`blocks`, or its alias) gives `n`, `blocks for j in range(d)` gives `d`."""
+    todo = [decl.body]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, ast.NamedLoop) and item.name == container:
+            it = item.iterable
+            if isinstance(it, ast.CallExpr) and isinstance(it.func, ast.Name) and it.func.id == "range" \
+                    and len(it.args.positional) == 1 and not it.args.keyword:
+                return it.args.positional[0]
+            return None
+        if isinstance(item, ast.ChainStmt) and item.repeat is not None:
+            first = item.elements[0]
+            single = len(item.elements) == 1 and isinstance(first, ast.CallEl)
+            if ((first.alias if single else None) or "blocks") == container:
+                return item.repeat.count
+        if is_dataclass(item) and not isinstance(item, ast.EXPR_TYPES):
+            todo.extend(getattr(item, f.name) for f in fields(item))
+        elif isinstance(item, tuple):
+            todo.extend(item)
+    return None
+
+
+def first_args(decl: ast.BlockDecl) -> dict[tuple[int, int], ast.Args]:
+    """The `first(...)` arguments of each repeated call of a block's body, by where the call starts."""
+    out, todo = {}, [decl.body]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, ast.ChainStmt) and item.repeat is not None and item.repeat.first is not None:
+            el = item.elements[0]
+            out[(el.span.line, el.span.col)] = item.repeat.first
+        if is_dataclass(item) and not isinstance(item, ast.EXPR_TYPES):
+            todo.extend(getattr(item, f.name) for f in fields(item))
+        elif isinstance(item, tuple):
+            todo.extend(item)
+    return out
+
+
+def call_sites(decl: ast.BlockDecl) -> dict[tuple[int, int], ast.CallEl]:
+    """Every call element of a block's body by where it starts (a node's span is its call's)."""
+    out, todo = {}, [decl.body]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, ast.CallEl):
+            out[(item.span.line, item.span.col)] = item
+        if is_dataclass(item):
+            todo.extend(getattr(item, f.name) for f in fields(item))
+        elif isinstance(item, tuple):
+            todo.extend(item)
+    return out
