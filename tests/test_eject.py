@@ -268,3 +268,32 @@ def test_a_repeat_of_one_is_its_siblings_first_item_with_an_empty_loop():
         cls = _ejected_namespace(model)["Stage2"]
         assert _shapes(cls(16, 0, 1, 16)) == _shapes(model.get_submodule("stages.0"))
         assert _shapes(cls(16, 1, 3, 24)) == _shapes(model.get_submodule("stages.1"))
+
+
+def test_a_conv_with_same_padding_is_one_class_at_every_stride_padded_from_its_input():
+    # families/mobilenet_v2.arch: `family mobilenet_v2(..., padding = "same", ...)`, its stages
+    # `inverted_residual(ch(c), ..., p=padding, dilation=d) x n first(stride = stride, ...)`;
+    # blocks/mobilenet.arch: `conv(hidden, k=k, s=stride, d=dilation, g=hidden, p=p)`. TensorFlow's
+    # "same" pads a 32 px map 0 before and 1 after at stride 2 (archdsl: a PaddedConv2d), 1 and 1 at
+    # stride 1 (an nn.Conv2d's own padding); the file pads from the input, so both are one class
+    model = small_model("mobilenet_v2", resolution=64)
+    src = eject_source(model)
+    assert "WithPaddedConv2d" not in src and "class Stage3" not in src
+    ir = _class_source(src, "InvertedResidual")
+    assert ("self.conv2 = PaddedConv2d(hidden, hidden, kernel_size=k, stride=stride, dilation=dilation, "
+            "groups=hidden, bias=False, pads='same')") in ir
+    assert "self.conv1 = nn.Conv2d(in_channels, hidden, kernel_size=1, bias=False)" in ir  # "same" pads a 1x1 by 0
+    assert "def __init__(self, in_channels, t, c, n, s):" in _class_source(src, "Stage")
+    # the stem's `p=padding` reads a family parameter, which the graph does not keep: its pads stay
+    assert "pads=(0, 1, 0, 1)" in _class_source(src, "Stem")
+    fused = eject_source(archdsl.optimize(model))
+    assert "pads='same')" in _class_source(fused, "InvertedResidual") and "pads)" not in fused
+    # built at 66 px, stages.1.blocks.0 (stride 2) reads a 33 px map, which "same" pads by 1 and 1:
+    # the class ejected at 64 px gives its outputs
+    other = small_model("mobilenet_v2", resolution=66)
+    block = other.get_submodule("stages.1.blocks.0")
+    built = _ejected_namespace(model)["InvertedResidual"](16, 24, stride=2, expand=6, bn_eps=1e-3)
+    built.load_state_dict(block.state_dict())
+    x = torch.randn(2, 16, 33, 33, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(built.eval()(x), block(x))

@@ -29,6 +29,7 @@ from .eject_blocks import ABSENT, BlockArguments, Column
 from .eject_leaves import helpers, leaf
 from .eject_loops import Sequences, is_block, with_loop_items
 from .eject_numbers import split_numbers
+from .eject_spec import asks_same_padding
 from .eject_render import ClassWriter
 from .eject_variants import Kind, plan
 from .torch_module import ArchModule, _Emitter
@@ -102,7 +103,7 @@ class _Ejector(ClassWriter, Sequences):
             if kind == "node":
                 node = self.em.graph.node(ref)
                 module = self.module.get_submodule(node.scope)
-                ctor, args = leaf(module)
+                ctor, args = leaf(module, asks_same_padding(self.em.graph, node))
                 self.leaf_node[(region, node.name)] = ref
                 if not ctor.startswith("nn."):
                     self.used_runtime.add(ctor)

@@ -38,15 +38,21 @@ def _fused_pads(m) -> tuple:
     return (top, bottom, left, right)
 
 
-def leaf(m: nn.Module) -> tuple[str, list]:
-    """(constructor, [(keyword or None, value, default, hint)]) of a leaf module."""
+def leaf(m: nn.Module, same: bool = False) -> tuple[str, list]:
+    """(constructor, [(keyword or None, value, default, hint)]) of a leaf module. `same`: a conv
+    the spec asks for TensorFlow's "same" padding, which the file computes from the input as
+    TensorFlow does (`pads="same"`), so that its instances at stride 1 (symmetric, the conv's
+    own padding in archdsl) and 2 (asymmetric, padded apart) are built alike. A 1x1 kernel,
+    never padded by "same", keeps its plain form."""
     t = type(m)
-    if t is rt.PaddedConv2d:
-        left, right, top, bottom = m.pads
-        return "PaddedConv2d", _conv_args(m, padding=False) + [("pads", (top, bottom, left, right), NO_DEFAULT, "pads")]
+    same = same and _pair(m.kernel_size) != 1
+    if t is rt.PaddedConv2d or (t is nn.Conv2d and same):
+        left, right, top, bottom = m.pads if t is rt.PaddedConv2d else (0,) * 4
+        pads = "same" if same else (top, bottom, left, right)
+        return "PaddedConv2d", _conv_args(m, padding=False) + [("pads", pads, NO_DEFAULT, "pads")]
     if t in (rt.ConvAct2d, rt.ConvAdd2d):
         return t.__name__, _conv_args(m, padding=False) + [("act", m.act, NO_DEFAULT, "act"),
-                                                           ("pads", _fused_pads(m), NO_DEFAULT, "pads")]
+                                                           ("pads", "same" if same else _fused_pads(m), NO_DEFAULT, "pads")]
     if t is nn.Conv2d:
         return "nn.Conv2d", _conv_args(m)
     if t in (nn.BatchNorm2d, nn.BatchNorm1d, rt.TokenBatchNorm):
@@ -86,24 +92,47 @@ def literal(v) -> str:
 
 
 
+_PAD_SOURCE = '''
+def pad_zeros(x, pads, conv):
+    """`x` zero-padded for `conv` by `pads`: (top, bottom, left, right), or "same": TensorFlow's,
+    from x's size: the output is ceil(size / stride), the odd pixel of padding goes after."""
+    if pads == "same":
+        pads = ()
+        for size, k, s, d in zip(x.shape[-2:], conv.kernel_size, conv.stride, conv.dilation):
+            total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+            pads += (total // 2, total - total // 2)
+    top, bottom, left, right = pads
+    return F.pad(x, (left, right, top, bottom))
+
+
+class PaddedConv2d(nn.Conv2d):
+    """A conv whose zero padding is applied before it (pad_zeros), as TensorFlow pads."""
+
+    def __init__(self, *args, pads, **kwargs):
+        super().__init__(*args, padding=0, **kwargs)
+        self.pads = pads
+
+    def forward(self, x):
+        return self._conv_forward(pad_zeros(x, self.pads, self), self.weight, self.bias)
+'''
+
 _FUSED_SOURCE = '''
 _ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6, "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
                 "silu": F.silu, "gelu": F.gelu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
 
 class _FusedConv2d(nn.Conv2d):
-    """A conv whose output gets an activation (and a residual); zero `pads` (top, bottom, left, right)."""
+    """A conv whose output gets an activation (and a residual); zero `pads` as pad_zeros takes them."""
 
     def __init__(self, *args, act, pads, **kwargs):
-        top, bottom, left, right = pads
-        symmetric = top == bottom and left == right
-        super().__init__(*args, padding=(top, left) if symmetric else 0, **kwargs)
-        self.pads = None if symmetric else (left, right, top, bottom)
+        symmetric = pads != "same" and pads[0] == pads[1] and pads[2] == pads[3]
+        super().__init__(*args, padding=(pads[0], pads[2]) if symmetric else 0, **kwargs)
+        self.pads = None if symmetric else pads  # symmetric padding is the conv's own
         self.act = act
 
     def _fused(self, x, residual=None):
         if self.pads is not None:
-            x = F.pad(x, self.pads)
+            x = pad_zeros(x, self.pads, self)
         y = self._conv_forward(x, self.weight, self.bias)
         if residual is not None:
             y = y + residual
@@ -141,9 +170,12 @@ def helpers(used_classes: set[str], sources: list[str]) -> str:
     """The source of the runtime classes and functions the file uses, copied from archdsl."""
     out = []
     code = "\n".join(sources)
+    if used_classes & (_FUSED | {"PaddedConv2d"}):
+        pad = _PAD_SOURCE.strip("\n")
+        out.append(pad if "PaddedConv2d" in used_classes else pad[:pad.index("\n\n\nclass PaddedConv2d")])
     if used_classes & _FUSED:
         out.append(_FUSED_SOURCE.strip("\n"))
-    for name in sorted(used_classes - _FUSED):
+    for name in sorted(used_classes - _FUSED - {"PaddedConv2d"}):
         obj = getattr(rt, name)
         if name == "LevitAttention":
             from ..ir.ops.attention import levit_bias_offsets

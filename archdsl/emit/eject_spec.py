@@ -1,13 +1,14 @@
 """Where things are in a block's body, for `archdsl eject`: its call elements by position (a
 node's span is its call's), the count of the repeat or loop that makes a container, the
-`first(...)` arguments of a repeated call. (A named loop's body is read as a block's:
-eject_loops.py.)
+`first(...)` arguments of a repeated call, whether a conv asks for "same" padding. (A named
+loop's body is read as a block's: eject_loops.py.)
 """
 from __future__ import annotations
 
 from dataclasses import fields, is_dataclass
 
 from ..frontend import ast
+from .eject_exprs import evaluate, python
 
 
 def repeat_count(decl: ast.BlockDecl, container: str) -> ast.Expr | None:
@@ -61,3 +62,25 @@ def call_sites(decl: ast.BlockDecl) -> dict[tuple[int, int], ast.CallEl]:
         elif isinstance(item, tuple):
             todo.extend(item)
     return out
+
+
+def asks_same_padding(graph, node) -> bool:
+    """Whether the spec asks the conv `node` for TensorFlow's "same" padding: its call's `p`
+    evaluates to "same" with the arguments of the block it is in (the graph keeps only the pads
+    resolved for the input's size). A conv outside any block (a section's: `p=padding`, a
+    family parameter the graph does not record) answers False, and keeps its pads."""
+    if node.span is None or not hasattr(node.attrs, "pads"):
+        return False
+    scope = node.parent_scope
+    while scope not in graph.calls and scope:
+        scope = scope.rsplit(".", 1)[0] if "." in scope else ""
+    call = graph.calls.get(scope)
+    if call is None or call.decl is None or call.decl.span.file != node.span.file:
+        return False
+    site = call_sites(call.decl).get((node.span.line, node.span.col))
+    given = next((k.value for k in site.args.keyword if k.name == "p"), None) if site is not None else None
+    text = python(given, set(call.args)) if given is not None else None
+    try:
+        return text is not None and evaluate(text, call.args) == "same"
+    except Exception:  # noqa: BLE001 - an expression Python does not evaluate as the spec does
+        return False
