@@ -11,12 +11,23 @@ from ..frontend import ast
 from .eject_exprs import evaluate, python
 
 
+def walk(root, into_exprs: bool = False, breadth_first: bool = False):
+    """The nodes of a spec's syntax tree under `root` (a block's body), `root` included;
+    expressions are entered only `into_exprs`."""
+    todo = [root]
+    while todo:
+        item = todo.pop(0) if breadth_first else todo.pop()
+        yield item
+        if is_dataclass(item) and (into_exprs or not isinstance(item, ast.EXPR_TYPES)):
+            todo.extend(getattr(item, f.name) for f in fields(item))
+        elif isinstance(item, tuple):
+            todo.extend(item)
+
+
 def repeat_count(decl: ast.BlockDecl, container: str) -> ast.Expr | None:
     """The count of the repeat or loop of a block's body that makes the container `container`:
     `b(...) x n` (`blocks`, or its alias) gives `n`, `blocks for j in range(d)` gives `d`."""
-    todo = [decl.body]
-    while todo:
-        item = todo.pop()
+    for item in walk(decl.body):
         if isinstance(item, ast.NamedLoop) and item.name == container:
             it = item.iterable
             if isinstance(it, ast.CallExpr) and isinstance(it.func, ast.Name) and it.func.id == "range" \
@@ -28,40 +39,23 @@ def repeat_count(decl: ast.BlockDecl, container: str) -> ast.Expr | None:
             single = len(item.elements) == 1 and isinstance(first, ast.CallEl)
             if ((first.alias if single else None) or "blocks") == container:
                 return item.repeat.count
-        if is_dataclass(item) and not isinstance(item, ast.EXPR_TYPES):
-            todo.extend(getattr(item, f.name) for f in fields(item))
-        elif isinstance(item, tuple):
-            todo.extend(item)
     return None
 
 
 def first_args(decl: ast.BlockDecl) -> dict[tuple[int, int], ast.Args]:
     """The `first(...)` arguments of each repeated call of a block's body, by where the call starts."""
-    out, todo = {}, [decl.body]
-    while todo:
-        item = todo.pop()
+    out = {}
+    for item in walk(decl.body):
         if isinstance(item, ast.ChainStmt) and item.repeat is not None and item.repeat.first is not None:
             el = item.elements[0]
             out[(el.span.line, el.span.col)] = item.repeat.first
-        if is_dataclass(item) and not isinstance(item, ast.EXPR_TYPES):
-            todo.extend(getattr(item, f.name) for f in fields(item))
-        elif isinstance(item, tuple):
-            todo.extend(item)
     return out
 
 
 def call_sites(decl: ast.BlockDecl) -> dict[tuple[int, int], ast.CallEl]:
     """Every call element of a block's body by where it starts (a node's span is its call's)."""
-    out, todo = {}, [decl.body]
-    while todo:
-        item = todo.pop()
-        if isinstance(item, ast.CallEl):
-            out[(item.span.line, item.span.col)] = item
-        if is_dataclass(item):
-            todo.extend(getattr(item, f.name) for f in fields(item))
-        elif isinstance(item, tuple):
-            todo.extend(item)
-    return out
+    return {(item.span.line, item.span.col): item for item in walk(decl.body, into_exprs=True)
+            if isinstance(item, ast.CallEl)}
 
 
 def asks_same_padding(graph, node) -> bool:

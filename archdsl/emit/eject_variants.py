@@ -18,13 +18,14 @@ condition of the spec that holds exactly on the instances that have the part.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..frontend import ast
 from .eject_blocks import ACTIVATIONS, BlockArguments, Code, call_sites
 from .eject_exprs import evaluate, python
 from .eject_loops import is_block
+from .eject_spec import walk
 from .torch_module import _ref, _var_name
 
 
@@ -109,9 +110,8 @@ def merge_order(seqs: list[list]) -> list | None:
 
 def _whens(decl: ast.BlockDecl) -> list[tuple[str, Any, Any]]:
     """(label, condition, span) of each `when` in a block's body: the label names a flag."""
-    out, todo = [], [decl.body]
-    while todo:
-        item = todo.pop(0)
+    out = []
+    for item in walk(decl.body, breadth_first=True):
         if isinstance(item, ast.ChainStmt) and item.when is not None:
             first = item.elements[0] if item.elements else None
             label = item.when.id if isinstance(item.when, ast.Name) else \
@@ -122,10 +122,6 @@ def _whens(decl: ast.BlockDecl) -> list[tuple[str, Any, Any]]:
                     if cond is not None]
         elif isinstance(item, ast.Branch) and item.when is not None:
             out.append((item.label or "branch", item.when, item.span))
-        if is_dataclass(item) and not isinstance(item, ast.EXPR_TYPES):
-            todo.extend(getattr(item, f.name) for f in fields(item))
-        elif isinstance(item, tuple):
-            todo.extend(item)
     return out
 
 
